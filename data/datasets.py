@@ -1,0 +1,252 @@
+"""The dataset modes a model can ask for by name: ``unaligned``, ``aligned`` and ``single``.
+
+Every sample is a dict. ``A``/``B`` are ``C x H x W`` tensors in [-1, 1]; ``A_paths``/
+``B_paths`` the source files; ``A_mask``/``B_mask`` are ``1 x H x W`` 0/1 tensors with
+``A_has_mask``/``B_has_mask`` telling whether a ground-truth mask exists (all zeros and
+False otherwise). Masks live in a sibling folder ``<folder>_mask/`` with the same
+relative file stem (PNG; 0 background, 255 object).
+
+Randomness: a sample is a pure function of ``(seed, epoch, index)``. The training
+sampler passes ``(epoch, index)`` keys, and each sample draws its crop, flip and (for
+unaligned data) its B partner from a generator seeded with that key, so results do not
+depend on the number of loader workers and a resumed run sees the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Sampler
+
+from data.image_folder import find_mask, list_images, load_mask, load_rgb
+from data.transforms import apply_geometry, image_to_tensor, mask_to_tensor, sample_geometry
+from util.errors import UserError
+
+_DATASETS: dict[str, type[Dataset]] = {}
+
+
+def register_dataset(name: str) -> Callable[[type], type]:
+    """Class decorator that makes ``--dataset_mode name`` select the class."""
+
+    def decorate(cls: type) -> type:
+        _DATASETS[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_datasets() -> list[str]:
+    return sorted(_DATASETS)
+
+
+def create_dataset(opt: argparse.Namespace) -> Dataset:
+    """Build the dataset named by ``--dataset_mode`` over ``--dataroot``."""
+    if opt.dataset_mode not in _DATASETS:
+        raise UserError(f"unknown --dataset_mode {opt.dataset_mode!r}; known: {', '.join(available_datasets())}")
+    root = Path(opt.dataroot)
+    if not root.is_dir():
+        raise UserError(f"--dataroot {root} does not exist or is not a folder")
+    return _DATASETS[opt.dataset_mode](opt)
+
+
+def mask_folder(image_folder: Path) -> Path | None:
+    """``<folder>_mask`` beside ``<folder>`` if it exists."""
+    candidate = image_folder.with_name(image_folder.name + "_mask")
+    return candidate if candidate.is_dir() else None
+
+
+class _Sample:
+    """Loads one image (and its mask, if any) with a shared geometric transform."""
+
+    def __init__(self, folder: Path, paths: list[Path], channels: int) -> None:
+        self.folder, self.paths, self.channels = folder, paths, channels
+        self.mask_dir = mask_folder(folder)
+
+    def load(self, index: int, opt: argparse.Namespace, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, bool, str]:
+        path = self.paths[index]
+        image = load_rgb(path)
+        original_size = image.size
+        params = sample_geometry(opt, original_size, rng)
+        image = apply_geometry(image, params)
+        mask_path = find_mask(self.mask_dir, path, self.folder)
+        mask = None
+        if mask_path is not None:
+            mask = apply_geometry(load_mask(mask_path, original_size), params, is_mask=True)
+        return image_to_tensor(image, self.channels), mask_to_tensor(mask, image.size), mask is not None, str(path)
+
+
+def load_rgb_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+def _split_key(key: int | tuple[int, int]) -> tuple[int, int]:
+    return key if isinstance(key, tuple) else (0, int(key))
+
+
+class _BaseDataset(Dataset):
+    def __init__(self, opt: argparse.Namespace) -> None:
+        self.opt = opt
+        self.root = Path(opt.dataroot)
+
+    def rng(self, epoch: int, index: int, stream: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.opt.seed, epoch, index, stream])
+
+
+@register_dataset("unaligned")
+class UnalignedDataset(_BaseDataset):
+    """Two unpaired folders ``<phase>A/`` and ``<phase>B/``; length = the larger one.
+
+    Item ``i`` pairs the ``i``-th A image (cycled) with a random B image, or the
+    ``i``-th B image (cycled) under ``--serial_batches``. ``--direction BtoA`` swaps roles.
+    """
+
+    layout = "DATAROOT/{phase}A/*.jpg and DATAROOT/{phase}B/*.jpg (optional masks in {phase}A_mask/, {phase}B_mask/)"
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        super().__init__(opt)
+        hint = self.layout.format(phase=opt.phase)
+        folders = {side: self.root / f"{opt.phase}{side}" for side in "AB"}
+        missing = [str(f) for f in folders.values() if not f.is_dir()]
+        if missing:
+            found = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+            raise UserError(f"missing folder(s) {', '.join(missing)} under --dataroot {self.root} "
+                            f"(found: {found or 'nothing'}).\nExpected layout: {hint}")
+        if opt.direction == "BtoA":
+            folders = {"A": folders["B"], "B": folders["A"]}
+        self.sides = {
+            side: _Sample(folder, list_images(folder, opt.max_dataset_size, hint),
+                          opt.input_nc if side == "A" else opt.output_nc)
+            for side, folder in folders.items()
+        }
+
+    def __len__(self) -> int:
+        return max(len(s.paths) for s in self.sides.values())
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, index = _split_key(key)
+        side_a, side_b = self.sides["A"], self.sides["B"]
+        index_a = index % len(side_a.paths)
+        if self.opt.serial_batches:
+            index_b = index % len(side_b.paths)
+        else:
+            index_b = int(self.rng(epoch, index, 1).integers(len(side_b.paths)))
+        sample: dict[str, Any] = {}
+        for side, (source, idx, stream) in {"A": (side_a, index_a, 2), "B": (side_b, index_b, 3)}.items():
+            image, mask, has_mask, path = source.load(idx, self.opt, self.rng(epoch, index, stream))
+            sample.update({side: image, f"{side}_mask": mask, f"{side}_has_mask": has_mask, f"{side}_paths": path})
+        return sample
+
+
+@register_dataset("aligned")
+class AlignedDataset(_BaseDataset):
+    """Paired images ``<phase>/*.jpg``, each ``A|B`` side by side; both halves share one transform.
+
+    Masks in ``<phase>_mask/``: one mask per pair (as wide as one half) used for both
+    sides, or a side-by-side mask as wide as the pair.
+    """
+
+    layout = "DATAROOT/{phase}/*.jpg, each image holding A (left) and B (right) side by side"
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        super().__init__(opt)
+        self.folder = self.root / opt.phase
+        self.paths = list_images(self.folder, opt.max_dataset_size, self.layout.format(phase=opt.phase))
+        self.mask_dir = mask_folder(self.folder)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, index = _split_key(key)
+        path = self.paths[index]
+        pair = load_rgb(path)
+        w, h = pair.size
+        if w < 2:
+            raise UserError(f"{path} is {w}x{h}; aligned data needs A and B side by side. "
+                            f"Expected layout: {self.layout.format(phase=self.opt.phase)}")
+        halves = {"A": pair.crop((0, 0, w // 2, h)), "B": pair.crop((w // 2, 0, 2 * (w // 2), h))}
+        if self.opt.direction == "BtoA":
+            halves = {"A": halves["B"], "B": halves["A"]}
+        params = sample_geometry(self.opt, halves["A"].size, self.rng(epoch, index))
+        masks = self._masks(path, (w, h), halves["A"].size)
+        sample: dict[str, Any] = {}
+        for side, half in halves.items():
+            image = apply_geometry(half, params)
+            mask = None if masks[side] is None else apply_geometry(masks[side], params, is_mask=True)
+            channels = self.opt.input_nc if side == "A" else self.opt.output_nc
+            sample.update({side: image_to_tensor(image, channels), f"{side}_mask": mask_to_tensor(mask, image.size),
+                           f"{side}_has_mask": mask is not None, f"{side}_paths": str(path)})
+        return sample
+
+    def _masks(self, path: Path, pair_size: tuple[int, int], half_size: tuple[int, int]) -> dict[str, Any]:
+        mask_path = find_mask(self.mask_dir, path, self.folder)
+        if mask_path is None:
+            return {"A": None, "B": None}
+        width = load_rgb_size(mask_path)[0]
+        if width == pair_size[0] and width != half_size[0]:
+            full = load_mask(mask_path, pair_size)
+            w = pair_size[0] // 2
+            left, right = full.crop((0, 0, w, pair_size[1])), full.crop((w, 0, 2 * w, pair_size[1]))
+            return {"A": left, "B": right} if self.opt.direction == "AtoB" else {"A": right, "B": left}
+        shared = load_mask(mask_path, half_size)
+        return {"A": shared, "B": shared}
+
+
+@register_dataset("single")
+class SingleDataset(_BaseDataset):
+    """One folder of images (``--dataroot`` itself), returned as ``A``; masks in ``<dataroot>_mask/``."""
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        super().__init__(opt)
+        channels = opt.output_nc if opt.direction == "BtoA" else opt.input_nc
+        self.source = _Sample(self.root, list_images(self.root, opt.max_dataset_size, "DATAROOT/*.jpg"), channels)
+
+    def __len__(self) -> int:
+        return len(self.source.paths)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, index = _split_key(key)
+        image, mask, has_mask, path = self.source.load(index, self.opt, self.rng(epoch, index))
+        return {"A": image, "A_mask": mask, "A_has_mask": has_mask, "A_paths": path}
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)`` keys: a permutation seeded by (seed, epoch), or in order.
+
+    ``start`` skips the first items of the epoch, so training resumed in the middle of
+    an epoch continues with exactly the samples that were not yet seen.
+    """
+
+    def __init__(self, length: int, shuffle: bool, seed: int, epoch: int = 1, start: int = 0) -> None:
+        self.length, self.shuffle, self.seed, self.epoch, self.start = length, shuffle, seed, epoch, start
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.length, generator=generator).tolist()
+        else:
+            order = list(range(self.length))
+        for index in order[self.start:]:
+            yield self.epoch, index
+
+    def __len__(self) -> int:
+        return max(0, self.length - self.start)
+
+
+def create_dataloader(dataset: Dataset, opt: argparse.Namespace, *, epoch: int = 1, start_batch: int = 0,
+                      shuffle: bool | None = None) -> torch.utils.data.DataLoader:
+    """A loader over one epoch of ``dataset``, starting after ``start_batch`` batches."""
+    shuffle = (not opt.serial_batches) if shuffle is None else shuffle
+    sampler = EpochSampler(len(dataset), shuffle, opt.seed, epoch, start_batch * opt.batch_size)
+    # The loader's own generator keeps it from drawing on the global torch RNG, which a
+    # resumed run must find exactly as the checkpoint left it.
+    generator = torch.Generator().manual_seed(opt.seed * 1_000_003 + epoch)
+    return torch.utils.data.DataLoader(dataset, batch_size=opt.batch_size, sampler=sampler, generator=generator,
+                                       num_workers=opt.num_threads, pin_memory=torch.cuda.is_available())

@@ -1,0 +1,86 @@
+"""Preprocessing shared by images and their masks.
+
+The random choices (crop position, flip) are drawn once per sample into a
+:class:`GeometryParams` and applied to the image and its mask alike, so a mask stays
+on its object. Images are resampled bicubically, masks with nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+
+
+@dataclass(frozen=True)
+class GeometryParams:
+    """Resize target (w, h), crop box (left, top, size) or None, and horizontal flip."""
+
+    resize: tuple[int, int]
+    crop: tuple[int, int, int] | None
+    flip: bool
+
+
+def _multiple_of(value: int, base: int = 4) -> int:
+    return max(base, int(round(value / base) * base))
+
+
+def sample_geometry(opt: argparse.Namespace, size: tuple[int, int], rng: np.random.Generator,
+                    allow_flip: bool = True) -> GeometryParams:
+    """Draw the geometric transform for an image of ``size`` = (w, h) under ``--preprocess``."""
+    w, h = size
+    mode = opt.preprocess
+    if mode not in PREPROCESS_MODES:
+        raise ValueError(f"--preprocess must be one of {PREPROCESS_MODES}, got {mode!r}")
+    if mode == "resize_and_crop":
+        new_w = new_h = opt.load_size
+    elif mode.startswith("scale_width"):
+        new_w = opt.load_size
+        new_h = max(int(round(new_w * h / w)), opt.crop_size)
+    else:
+        new_w, new_h = w, h
+    if mode == "none":
+        # Generators halve the image twice; sides must be multiples of 4.
+        new_w, new_h = _multiple_of(w), _multiple_of(h)
+    crop = None
+    if "crop" in mode:
+        side = opt.crop_size
+        if side > min(new_w, new_h):
+            raise ValueError(f"--crop_size {side} is larger than the resized image {new_w}x{new_h}; "
+                             f"lower --crop_size or raise --load_size")
+        crop = (int(rng.integers(0, new_w - side + 1)), int(rng.integers(0, new_h - side + 1)), side)
+    flip = allow_flip and not opt.no_flip and bool(rng.random() < 0.5)
+    return GeometryParams((new_w, new_h), crop, flip)
+
+
+def apply_geometry(image: Image.Image, params: GeometryParams, is_mask: bool = False) -> Image.Image:
+    """Apply ``params`` to an image (bicubic) or a mask (nearest)."""
+    interpolation = TF.InterpolationMode.NEAREST if is_mask else TF.InterpolationMode.BICUBIC
+    if image.size != params.resize:
+        image = TF.resize(image, [params.resize[1], params.resize[0]], interpolation=interpolation)
+    if params.crop is not None:
+        left, top, side = params.crop
+        image = image.crop((left, top, left + side, top + side))
+    if params.flip:
+        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    return image
+
+
+def image_to_tensor(image: Image.Image, channels: int = 3) -> torch.Tensor:
+    """PIL RGB image -> ``C x H x W`` float tensor in [-1, 1] (grayscale when channels == 1)."""
+    if channels == 1:
+        image = image.convert("L")
+    return TF.normalize(TF.to_tensor(image), [0.5] * channels, [0.5] * channels)
+
+
+def mask_to_tensor(mask: Image.Image | None, size: tuple[int, int]) -> torch.Tensor:
+    """Mask (mode L, 0/255) -> ``1 x H x W`` float tensor of 0/1; all zeros when absent."""
+    if mask is None:
+        return torch.zeros(1, size[1], size[0])
+    return torch.from_numpy((np.asarray(mask) > 127).astype(np.float32))[None]

@@ -1,0 +1,176 @@
+"""The training contract every model implements, and the state it hands to checkpoints.
+
+A model declares what it has in data, not in attribute-name conventions:
+``self.networks`` (name -> module), ``self.optimizers``, ``self.pools``; ``optimize_parameters``
+returns its losses as a dict; ``current_visuals`` returns :class:`Visual` records that
+say which input each picture comes from and what it is, so the HTML pages, Visdom and
+the evaluation scripts need no per-model code.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from models import networks
+from util.image_pool import ImagePool
+from util.visuals import VISUAL_KINDS, Visual  # noqa: F401  (re-exported for models)
+
+class BaseModel:
+    """Base of all models: holds networks, optimisers, schedulers and image pools.
+
+    Subclasses set ``architecture_options`` (options that change a network's shape, checked
+    against a checkpoint before loading) and implement :meth:`set_input`, :meth:`forward`,
+    :meth:`optimize_parameters` and :meth:`current_visuals`.
+    """
+
+    name: ClassVar[str] = ""
+    architecture_options: ClassVar[tuple[str, ...]] = ()
+
+    @staticmethod
+    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        """Add model-specific options and change defaults; called before the final parse."""
+        return parser
+
+    def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
+        self.opt = opt
+        self.device = device
+        self.is_train: bool = opt.isTrain
+        self.networks: dict[str, nn.Module] = {}
+        self.train_only: set[str] = set()
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self.pools: dict[str, ImagePool] = {}
+        self.epoch = opt.epoch_count if self.is_train else 0
+
+    # ------------------------------------------------------------------ construction helpers
+    def add_network(self, name: str, net: nn.Module, *, train_only: bool = False, init: bool = True) -> nn.Module:
+        """Register ``net`` under ``name``, initialise its weights and move it to the device.
+
+        ``train_only`` networks (discriminators, say) are neither built at test time by
+        well-behaved models nor required in a checkpoint loaded for testing.
+        """
+        if init:
+            networks.init_weights(net, self.opt.init_type, self.opt.init_gain)
+        net.to(self.device)
+        self.networks[name] = net
+        if train_only:
+            self.train_only.add(name)
+        return net
+
+    def add_optimizer(self, name: str, params: Any, lr: float | None = None, betas: tuple[float, float] | None = None) -> torch.optim.Optimizer:
+        """Register an Adam optimiser with ``--lr``/``--beta1`` unless given."""
+        optimizer = torch.optim.Adam(params, lr=self.opt.lr if lr is None else lr,
+                                     betas=(self.opt.beta1, 0.999) if betas is None else betas)
+        self.optimizers[name] = optimizer
+        return optimizer
+
+    def add_pool(self, name: str) -> ImagePool:
+        """Register an image pool of ``--pool_size`` seeded from ``--seed``."""
+        pool = ImagePool(self.opt.pool_size, seed=self.opt.seed + len(self.pools))
+        self.pools[name] = pool
+        return pool
+
+    def setup(self) -> None:
+        """Create one learning-rate scheduler per optimiser (training only)."""
+        opt = self.opt
+        for name, optimizer in self.optimizers.items():
+            self.schedulers[name] = networks.make_scheduler(
+                optimizer, opt.lr_policy, epoch_count=opt.epoch_count, n_epochs=opt.n_epochs,
+                n_epochs_decay=opt.n_epochs_decay, lr_decay_iters=opt.lr_decay_iters)
+
+    # ------------------------------------------------------------------ the training contract
+    def set_input(self, batch: dict[str, Any]) -> None:
+        """Unpack a batch from the data loader and move its tensors to the device."""
+        raise NotImplementedError
+
+    def forward(self) -> None:
+        """Compute the outputs shown in :meth:`current_visuals`."""
+        raise NotImplementedError
+
+    def optimize_parameters(self) -> dict[str, float]:
+        """One training step; returns the losses by name."""
+        raise NotImplementedError
+
+    def current_visuals(self) -> dict[str, Visual]:
+        """The pictures of the last :meth:`forward`, in display order."""
+        raise NotImplementedError
+
+    def test(self) -> None:
+        """Forward without gradients (test time)."""
+        with torch.no_grad():
+            self.forward()
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Hook for epoch-dependent behaviour (loss curricula, training stages)."""
+        self.epoch = epoch
+
+    def epoch_diagnostics(self) -> list[str]:
+        """Warnings about the epoch that just ended (e.g. collapsed attention); none by default."""
+        return []
+
+    # ------------------------------------------------------------------ modes and schedules
+    def set_mode(self, train: bool) -> None:
+        """Switch every network between train and eval mode."""
+        for net in self.networks.values():
+            net.train(train)
+
+    def update_learning_rate(self, metric: float = 0.0) -> None:
+        """Step every scheduler once (end of an epoch)."""
+        for scheduler in self.schedulers.values():
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(metric)
+            else:
+                scheduler.step()
+
+    def current_lr(self) -> float:
+        """Learning rate of the first optimiser (all share one policy)."""
+        first = next(iter(self.optimizers.values()), None)
+        return 0.0 if first is None else float(first.param_groups[0]["lr"])
+
+    # ------------------------------------------------------------------ state for checkpoints
+    def architecture(self) -> dict[str, Any]:
+        """The values of :attr:`architecture_options` for this run."""
+        return {key: getattr(self.opt, key) for key in self.architecture_options}
+
+    def training_state(self) -> dict[str, Any]:
+        """Everything needed to continue training exactly: weights, optimisers, schedules, pools."""
+        return {
+            "networks": {name: net.state_dict() for name, net in self.networks.items()},
+            "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
+            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+            "pools": {name: pool.state_dict() for name, pool in self.pools.items()},
+            "extra": self.extra_state(),
+        }
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`training_state` saved."""
+        self.load_networks(state["networks"], list(self.networks))
+        for kind, objects in (("optimizers", self.optimizers), ("schedulers", self.schedulers)):
+            for name, obj in objects.items():
+                obj.load_state_dict(state[kind][name])
+        for name, pool in self.pools.items():
+            pool.load_state_dict(state["pools"][name], self.device)
+        self.load_extra_state(state.get("extra", {}))
+
+    def load_networks(self, saved: dict[str, dict[str, torch.Tensor]], names: list[str]) -> None:
+        """Load the named networks' weights; a missing network or a shape mismatch is an error."""
+        for name in names:
+            if name not in saved:
+                raise KeyError(f"network {name!r} is not in the checkpoint (it has {sorted(saved)})")
+            self.networks[name].load_state_dict(saved[name])
+
+    def extra_state(self) -> dict[str, Any]:
+        """Model-specific state to checkpoint beyond networks/optimisers/pools."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`extra_state`."""
+
+    @property
+    def inference_networks(self) -> list[str]:
+        """Networks needed at test time."""
+        return [name for name in self.networks if name not in self.train_only]

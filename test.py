@@ -1,0 +1,74 @@
+"""Translate test images: ``python test.py --dataroot ./datasets/horse2zebra --name h2z --model cycle_gan``.
+
+Writes ``RESULTS_DIR/NAME/PHASE_EPOCH/index.html`` with, per input, every picture the
+model declares (input, output, reconstruction, attention maps...), and ``results.json``
+for ``scripts/evaluate.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data import create_dataloader, create_dataset, resolve_dataroot
+from models import create_model
+from options import parse_test_options
+from options.base_options import save_options, select_device
+from util.checkpoint import check_architecture, checkpoint_path, load_checkpoint
+from util.errors import UserError, user_message
+from util.results import ResultWriter
+
+
+def run_test(opt: argparse.Namespace) -> Path:
+    """Translate up to ``--num_test`` inputs; returns the path of the HTML page."""
+    resolve_dataroot(opt)
+    device = select_device(opt.gpu_ids)
+    run_dir = Path(opt.checkpoints_dir) / opt.name
+    path = checkpoint_path(run_dir, opt.epoch)
+    checkpoint = load_checkpoint(path)
+    dataset = create_dataset(opt)
+    model = create_model(opt.model, opt, device)
+    check_architecture(checkpoint["architecture"], model.architecture(), path)
+    try:
+        model.load_networks(checkpoint["state"]["networks"], model.inference_networks)
+    except (KeyError, RuntimeError) as err:
+        raise UserError(f"checkpoint {path} does not fit --model {opt.model}: {err}") from None
+    model.set_mode(not opt.eval)
+
+    epoch_label = opt.epoch if opt.epoch == "latest" else f"{int(opt.epoch)}"
+    result_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{epoch_label}"
+    save_options(opt, result_dir, "test")
+    meta = {"name": opt.name, "model": opt.model, "epoch": epoch_label, "checkpoint_epoch": checkpoint["progress"]["epoch"] - 1,
+            "dataroot": str(Path(opt.dataroot).resolve()), "phase": opt.phase, "direction": opt.direction,
+            "dataset_mode": opt.dataset_mode}
+    writer = ResultWriter(result_dir, f"{opt.name} ({opt.model}), {opt.phase}, epoch {epoch_label}", meta,
+                          aspect_ratio=opt.aspect_ratio, width=opt.display_winsize)
+    total = len(dataset) if opt.num_test <= 0 else min(opt.num_test, len(dataset))
+    bar = tqdm(total=total, unit="img", desc="test", disable=opt.no_progress, dynamic_ncols=True)
+    for batch in create_dataloader(dataset, opt, shuffle=False):
+        if writer.rows and len(writer.rows) >= total:
+            break
+        model.set_input(batch)
+        model.test()
+        bar.update(writer.add_batch(model.current_visuals(), batch, limit=total - len(writer.rows)))
+    bar.close()
+    page = writer.save()
+    print(f"results: {page}")
+    return page
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        run_test(parse_test_options(argv))
+    except UserError as err:
+        print(f"error: {user_message(err)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
