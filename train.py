@@ -91,15 +91,16 @@ def train(opt: argparse.Namespace) -> Path:
         loader = create_dataloader(dataset, opt, epoch=epoch, start_batch=start_batch)
         bar = tqdm(total=len(dataset), initial=min(len(dataset), start_batch * opt.batch_size), unit="img",
                    desc=f"epoch {epoch}/{last_epoch}", disable=opt.no_progress, dynamic_ncols=True)
-        started = time.time()
+        started, images_this_epoch = time.time(), 0
         for batch_index, batch in enumerate(loader, start=start_batch + 1):
             model.set_input(batch)
             losses = model.optimize_parameters()
             size = batch["A"].shape[0]
             before, total_iters = total_iters, total_iters + size
+            images_this_epoch += size
             bar.update(size)
             if crossed(before, total_iters, opt.print_freq):
-                seconds = (time.time() - started) / max(1, bar.n - bar.initial)
+                seconds = (time.time() - started) / images_this_epoch
                 line = visualizer.log_losses(epoch=epoch, epoch_progress=batch_index / batches_per_epoch,
                                              total_iters=total_iters, losses=losses, lr=model.current_lr(),
                                              seconds_per_image=seconds)

@@ -68,9 +68,7 @@ _SPECIAL_SOURCES: list[tuple[str, str, str]] = [
     ),
 ]
 
-_UNPKG = re.compile(
-    r"^https?://unpkg\.com/(?P<name>(?:@[^/@]+/)?[^/@]+)@(?P<v>[^/]+)(?:/(?P<p>[^?#]*))?"
-)
+_UNPKG = re.compile(r"^https?://unpkg\.com/(?P<name>(?:@[^/@]+/)?[^/@]+)@(?P<v>[^/]+)(?:/(?P<p>[^?#]*))?")
 
 
 class ProvisionError(RuntimeError):
@@ -98,9 +96,7 @@ def visdom_install_dir() -> Path:
     try:
         from visdom.utils.shared_utils import get_visdom_path
     except ImportError as exc:  # pragma: no cover - depends on environment
-        raise ProvisionError(
-            f"visdom is not installed in this Python ({sys.executable}): {exc}"
-        ) from exc
+        raise ProvisionError(f"visdom is not installed in this Python ({sys.executable}): {exc}") from exc
     return Path(get_visdom_path())
 
 
@@ -144,9 +140,7 @@ def needed_files() -> list[Needed]:
             if p.is_file() and p.name != BUILT_MARKER
         ]
     if not found:
-        raise ProvisionError(
-            "could not determine the files visdom downloads (dry run wrote nothing)"
-        )
+        raise ProvisionError("could not determine the files visdom downloads (dry run wrote nothing)")
     return found
 
 
@@ -155,9 +149,7 @@ def npm_source(url: str) -> Source:
     for pattern, spec, path in _SPECIAL_SOURCES:
         m = re.match(pattern, url)
         if m:
-            return Source(
-                spec=spec.format(**m.groupdict()), path=path.format(**m.groupdict())
-            )
+            return Source(spec=spec.format(**m.groupdict()), path=path.format(**m.groupdict()))
     m = _UNPKG.match(url)
     if m:
         return Source(spec=f"{m['name']}@{m['v']}", path=m["p"] or None)
@@ -194,11 +186,7 @@ def npm_pack(spec: str, cache_dir: Path) -> Path:
 def _package_index(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
     """Map package-relative paths to the members of an npm tarball."""
     # npm tarballs hold one top-level directory, normally "package/".
-    return {
-        m.name.split("/", 1)[1]: m
-        for m in tar.getmembers()
-        if m.isfile() and "/" in m.name
-    }
+    return {m.name.split("/", 1)[1]: m for m in tar.getmembers() if m.isfile() and "/" in m.name}
 
 
 def read_package_file(tar: tarfile.TarFile, path: str | None) -> bytes:
@@ -250,8 +238,7 @@ def provision(install_dir: Path, cache_dir: Path, force: bool = False) -> list[s
                     written.append(item.target)
         except (OSError, tarfile.TarError, LookupError, ValueError) as exc:
             raise ProvisionError(
-                f"cannot provision {names} from {tarball} ({exc}); "
-                "delete that tarball to fetch it again"
+                f"cannot provision {names} from {tarball} ({exc}); delete that tarball to fetch it again"
             ) from exc
     marker = install_dir / "static" / BUILT_MARKER
     marker.write_text(visdom_version())
@@ -259,27 +246,24 @@ def provision(install_dir: Path, cache_dir: Path, force: bool = False) -> list[s
     return written
 
 
-def _write_one(
-    install_dir: Path, item: Needed, source: Source, tar: tarfile.TarFile
-) -> None:
+def _write_one(install_dir: Path, item: Needed, source: Source, tar: tarfile.TarFile) -> None:
     """Copy one package file to the place visdom expects it."""
     target = install_dir / item.target
     try:
         data = read_package_file(tar, source.path)
     except ProvisionError as exc:
-        raise ProvisionError(
-            f"cannot provision {target} (visdom fetches it from {item.url}): npm {source.spec}: {exc}"
-        ) from exc
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
+        raise ProvisionError(f"cannot provision {target} (visdom fetches it from {item.url}): npm {source.spec}: {exc}") from exc
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    except OSError as exc:
+        raise ProvisionError(f"cannot write {target}: {exc}") from exc
     print(f"  wrote    {item.target}  <- npm {source.spec} {source.path or '(main)'}")
 
 
 def missing(install_dir: Path) -> list[str]:
     """Return the needed files (and the build marker) absent under ``install_dir``."""
-    absent = [
-        n.target for n in needed_files() if not (install_dir / n.target).is_file()
-    ]
+    absent = [n.target for n in needed_files() if not (install_dir / n.target).is_file()]
     marker = install_dir / "static" / BUILT_MARKER
     if not marker.is_file() or marker.read_text().strip() != visdom_version():
         absent.append(f"static/{BUILT_MARKER}")
@@ -295,12 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_CACHE,
         help="npm tarball cache (default: %(default)s)",
     )
-    parser.add_argument(
-        "--force", action="store_true", help="replace files that are already present"
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="only report missing files; exit 1 if any"
-    )
+    parser.add_argument("--force", action="store_true", help="replace files that are already present")
+    parser.add_argument("--check", action="store_true", help="only report missing files; exit 1 if any")
     args = parser.parse_args(argv)
     try:
         install_dir = visdom_install_dir()
@@ -308,22 +288,14 @@ def main(argv: list[str] | None = None) -> int:
             absent = missing(install_dir)
             for name in absent:
                 print(f"missing: {install_dir / name}")
-            print(
-                "visdom static files: "
-                + ("incomplete" if absent else "complete")
-                + f" ({install_dir / 'static'})"
-            )
+            print("visdom static files: " + ("incomplete" if absent else "complete") + f" ({install_dir / 'static'})")
             return 1 if absent else 0
-        print(
-            f"Provisioning visdom {visdom_version()} static files in {install_dir / 'static'}"
-        )
+        print(f"Provisioning visdom {visdom_version()} static files in {install_dir / 'static'}")
         written = provision(install_dir, args.cache_dir, force=args.force)
-    except ProvisionError as exc:
+    except (ProvisionError, OSError) as exc:
         print(f"provision_visdom: ERROR: {exc}", file=sys.stderr)
         return 2
-    print(
-        f"Done: {len(written)} file(s) written; `python -m visdom.server` can now start offline."
-    )
+    print(f"Done: {len(written)} file(s) written; `python -m visdom.server` can now start offline.")
     return 0
 
 

@@ -104,9 +104,7 @@ def headless_chromium(timeout: float = 60) -> Iterator[Any]:
             options.add_argument(flag)
         # Explicit driver and browser paths keep Selenium Manager from
         # trying to download either.
-        service = Service(
-            executable_path=_find(CHROMEDRIVER_NAMES), log_output=subprocess.DEVNULL
-        )
+        service = Service(executable_path=_find(CHROMEDRIVER_NAMES), log_output=subprocess.DEVNULL)
         driver = webdriver.Chrome(options=options, service=service)
         try:
             driver.set_page_load_timeout(timeout)
@@ -124,6 +122,16 @@ def open_page(driver: Any, url: str, timeout: float = 60) -> None:
     WebDriverWait(driver, timeout).until(lambda d: d.execute_script(_IMAGES_SETTLED_JS))
 
 
+def image_report(driver: Any) -> list[dict]:
+    """Report every <img> of the open page (see :func:`image_load_report`)."""
+    return driver.execute_script(_IMAGE_REPORT_JS)
+
+
+def script_report(driver: Any) -> list[dict]:
+    """Report every <script src> of the open page (see :func:`script_load_report`)."""
+    return driver.execute_script(_SCRIPT_REPORT_JS)
+
+
 def image_load_report(html_path: Path, timeout: float = 60) -> list[dict]:
     """Open a local HTML file; for each <img> report its src and natural size.
 
@@ -133,7 +141,7 @@ def image_load_report(html_path: Path, timeout: float = 60) -> list[dict]:
     """
     with headless_chromium(timeout) as driver:
         open_page(driver, Path(html_path).resolve().as_uri(), timeout)
-        return driver.execute_script(_IMAGE_REPORT_JS)
+        return image_report(driver)
 
 
 def script_load_report(url: str, timeout: float = 60) -> list[dict]:
@@ -144,4 +152,4 @@ def script_load_report(url: str, timeout: float = 60) -> list[dict]:
     """
     with headless_chromium(timeout) as driver:
         open_page(driver, url, timeout)
-        return driver.execute_script(_SCRIPT_REPORT_JS)
+        return script_report(driver)

@@ -92,13 +92,9 @@ def test_fid_from_features_matches_independent_computation():
     rng = np.random.default_rng(2)
     feats1 = rng.normal(size=(40, 8))
     feats2 = rng.normal(loc=0.5, scale=1.5, size=(55, 8))
-    expected = fid_by_eigenvalues(
-        feats1.mean(0), np.cov(feats1.T), feats2.mean(0), np.cov(feats2.T)
-    )
+    expected = fid_by_eigenvalues(feats1.mean(0), np.cov(feats1.T), feats2.mean(0), np.cov(feats2.T))
     assert metrics.fid_from_features(feats1, feats2) == pytest.approx(expected, rel=1e-8)
-    assert metrics.fid_from_features(
-        torch.from_numpy(feats1), torch.from_numpy(feats2)
-    ) == pytest.approx(expected, rel=1e-8)
+    assert metrics.fid_from_features(torch.from_numpy(feats1), torch.from_numpy(feats2)) == pytest.approx(expected, rel=1e-8)
 
 
 def test_fid_from_gaussian_samples_approaches_analytic_value():
@@ -108,9 +104,7 @@ def test_fid_from_gaussian_samples_approaches_analytic_value():
     analytic = fid_by_eigenvalues(mu1, sigma1, mu2, sigma2)
     n = 50_000
     rng = np.random.default_rng(3)
-    estimate = metrics.fid_from_features(
-        rng.multivariate_normal(mu1, sigma1, n), rng.multivariate_normal(mu2, sigma2, n)
-    )
+    estimate = metrics.fid_from_features(rng.multivariate_normal(mu1, sigma1, n), rng.multivariate_normal(mu2, sigma2, n))
     # Tolerance: over 200 seeds at n = 20,000 the estimate's std was 0.028 (bias 0.002,
     # O(d/n)); the std scales as 1/sqrt(n), i.e. ~0.018 at n = 50,000. 5 std -> 0.09.
     assert estimate == pytest.approx(analytic, abs=0.09)
@@ -274,9 +268,7 @@ def test_attention_mae_hand_computed():
 
 def test_attention_mae_resizes_mask_to_attention_size():
     att = np.array([[1.0, 0.5], [0.0, 0.25]])
-    big_mask = (
-        np.kron(np.array([[1, 1], [0, 0]], dtype=np.uint8), np.ones((4, 4), dtype=np.uint8)) * 255
-    )
+    big_mask = np.kron(np.array([[1, 1], [0, 0]], dtype=np.uint8), np.ones((4, 4), dtype=np.uint8)) * 255
     assert big_mask.shape == (8, 8)
     assert metrics.attention_mae(att, big_mask) == pytest.approx(0.1875)
 
@@ -315,12 +307,8 @@ def masked_example():
 def test_masked_psnr_and_l1_hand_computed():
     a, b, mask = masked_example()
     background_mse = (3 * 5**2) / 9  # 3 background pixels x 3 channels
-    assert metrics.masked_psnr(a, b, mask) == pytest.approx(
-        10 * math.log10(255**2 / background_mse)
-    )
-    assert metrics.masked_psnr(a, b, mask, region="foreground") == pytest.approx(
-        10 * math.log10(255**2 / 900)
-    )
+    assert metrics.masked_psnr(a, b, mask) == pytest.approx(10 * math.log10(255**2 / background_mse))
+    assert metrics.masked_psnr(a, b, mask, region="foreground") == pytest.approx(10 * math.log10(255**2 / 900))
     assert metrics.masked_l1(a, b, mask) == pytest.approx((3 * 5 / 9) / 255)
     assert metrics.masked_l1(a, b, mask, region="foreground") == pytest.approx(30 / 255)
 
@@ -328,9 +316,7 @@ def test_masked_psnr_and_l1_hand_computed():
 def test_masked_metrics_float_images_match_uint8():
     a, b, mask = masked_example()
     a_float, b_float = a / 255.0, b / 255.0
-    assert metrics.masked_psnr(a_float, b_float, mask) == pytest.approx(
-        metrics.masked_psnr(a, b, mask)
-    )
+    assert metrics.masked_psnr(a_float, b_float, mask) == pytest.approx(metrics.masked_psnr(a, b, mask))
     assert metrics.masked_l1(a_float, b_float, mask) == pytest.approx(metrics.masked_l1(a, b, mask))
 
 
@@ -358,9 +344,7 @@ def test_psnr_hand_computed_and_data_range():
     assert metrics.psnr(a, a) == math.inf
     with pytest.raises(ValueError, match="data_range"):
         metrics.psnr(a - 1.0, b)  # float outside [0, 1] needs an explicit range
-    assert metrics.psnr(a - 1.0, b - 1.0, data_range=2.0) == pytest.approx(
-        10 * math.log10(4 / 0.01)
-    )
+    assert metrics.psnr(a - 1.0, b - 1.0, data_range=2.0) == pytest.approx(10 * math.log10(4 / 0.01))
 
 
 # --------------------------------------------------------------------------------------
@@ -384,9 +368,7 @@ def ssim_by_window_loop(x: np.ndarray, y: np.ndarray, data_range: float) -> floa
                 vx = np.sum(weights * (wx - mx) ** 2)
                 vy = np.sum(weights * (wy - my) ** 2)
                 cxy = np.sum(weights * (wx - mx) * (wy - my))
-                values.append(
-                    ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-                )
+                values.append(((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
         channel_means.append(np.mean(values))
     return float(np.mean(channel_means))
 
@@ -502,9 +484,7 @@ def test_unreadable_weights_file_is_a_user_error(tmp_path, no_downloads):
         load_inception_extractor(broken)
 
 
-def test_weights_found_in_torch_hub_cache(
-    empty_torch_home, no_downloads, standin_inception_weights
-):
+def test_weights_found_in_torch_hub_cache(empty_torch_home, no_downloads, standin_inception_weights):
     cached = default_weights_path()
     cached.parent.mkdir(parents=True)
     cached.symlink_to(standin_inception_weights)
@@ -553,9 +533,7 @@ def image_files(tmp_path) -> tuple[list[Path], np.ndarray]:
         path = tmp_path / f"img_{index}.png"
         Image.fromarray(array, mode=mode).save(path)
         paths.append(path)
-    expected = np.array(
-        [[10, 20, 30], [77, 77, 77], [40, 50, 60], [200, 200, 200]], dtype=np.float32
-    )
+    expected = np.array([[10, 20, 30], [77, 77, 77], [40, 50, 60], [200, 200, 200]], dtype=np.float32)
     return paths, expected
 
 

@@ -41,15 +41,14 @@ logging.getLogger("visdom").addFilter(_QuietVisdomLog())
 
 
 class _BoundedVisdom(visdom.Visdom):
-    """Visdom client whose requests time out quickly and never go via a proxy.
+    """Visdom client whose requests time out quickly.
 
     visdom's own client posts without a timeout, so an unreachable host would
     hang training; visdom documents ``_handle_post`` as the hook to override.
+    A server on this machine is reached directly, never via HTTP(S)_PROXY.
     """
 
-    def __init__(
-        self, server: str, port: int, env: str, timeout: tuple[float, float]
-    ) -> None:
+    def __init__(self, server: str, port: int, env: str, timeout: tuple[float, float]) -> None:
         self._timeout = timeout
         self._http = requests.Session()
         # A local server must not be reached through an HTTP(S)_PROXY.
@@ -97,9 +96,10 @@ class VisdomDisplay:
         self._vis: visdom.Visdom | None = None
         self._warned = False
         try:
-            self._vis = _BoundedVisdom(
-                self.server, port, env, (CONNECT_TIMEOUT, READ_TIMEOUT)
-            )
+            with warnings.catch_warnings():
+                # visdom logs its socketless notice via the deprecated Logger.warn
+                warnings.filterwarnings("ignore", "The 'warn' method is deprecated", DeprecationWarning)
+                self._vis = _BoundedVisdom(self.server, port, env, (CONNECT_TIMEOUT, READ_TIMEOUT))
         except (ConnectionError, requests.RequestException) as exc:
             self._disable(exc)
 
@@ -123,9 +123,7 @@ class VisdomDisplay:
             "title": f"{self.title} images".strip(),
             "caption": f"{caption}  [{labels}]" if caption else labels,
         }
-        self._call(
-            self._vis.image, grid.transpose(2, 0, 1), win=self.image_win, opts=opts
-        )
+        self._call(self._vis.image, grid.transpose(2, 0, 1), win=self.image_win, opts=opts)
 
     def plot_losses(self, step: float, losses: dict[str, float]) -> None:
         """Append one point per loss at x=``step`` (fractional epoch)."""
