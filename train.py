@@ -24,8 +24,15 @@ from data import create_dataloader, create_dataset, resolve_dataroot
 from models import BaseModel, create_model
 from options import parse_train_options
 from options.base_options import format_options, save_options, select_device
-from util.checkpoint import (FORMAT_VERSION, atomic_save, capture_rng_state, check_architecture, checkpoint_path,
-                             load_checkpoint, restore_rng_state)
+from util.checkpoint import (
+    FORMAT_VERSION,
+    atomic_save,
+    capture_rng_state,
+    check_architecture,
+    checkpoint_path,
+    load_checkpoint,
+    restore_rng_state,
+)
 from util.errors import UserError, user_message
 from util.visualizer import TrainingVisualizer
 

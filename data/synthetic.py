@@ -30,6 +30,7 @@ from __future__ import annotations
 import colorsys
 import inspect
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -45,7 +46,9 @@ __all__ = [
     "GENERATOR_VERSION",
     "METADATA_FILE",
     "SceneLayers",
+    "empty_indices",
     "ensure_synthetic_dataset",
+    "image_name",
     "image_rng",
     "make_synthetic_dataset",
     "render_paired_scene",
@@ -85,9 +88,7 @@ def _lattice_weights(size: int, cells: int) -> tuple[np.ndarray, np.ndarray]:
     return index, _smoothstep(coords - index)
 
 
-def value_noise(
-    rng: np.random.Generator, size: int, cells_y: int, cells_x: int
-) -> np.ndarray:
+def value_noise(rng: np.random.Generator, size: int, cells_y: int, cells_x: int) -> np.ndarray:
     """Smooth noise in [0, 1] on a ``size x size`` grid.
 
     Random values on a ``(cells_y + 1) x (cells_x + 1)`` lattice are
@@ -128,7 +129,7 @@ def fractal_noise(
 
 def _stretch_contrast(field: np.ndarray) -> np.ndarray:
     """Spread a sum of noise octaves (which clusters near 0.5) over [0, 1]."""
-    low, high = np.percentile(field, [2.0, 98.0])
+    low, high = (float(v) for v in np.percentile(field, [2.0, 98.0]))
     return np.clip((field - low) / max(high - low, 1e-6), 0.0, 1.0)
 
 
@@ -170,17 +171,13 @@ _GROUND_HSV = {
 }
 
 
-def _hsv_colour(
-    rng: np.random.Generator, ranges: tuple[tuple[float, float], ...]
-) -> np.ndarray:
+def _hsv_colour(rng: np.random.Generator, ranges: tuple[tuple[float, float], ...]) -> np.ndarray:
     """Uniformly draw (h, s, v) from per-channel ranges and return RGB."""
     hue, sat, val = (rng.uniform(low, high) for low, high in ranges)
     return np.array(colorsys.hsv_to_rgb(hue % 1.0, sat, val), dtype=_Float)
 
 
-def _draw_background_structure(
-    rng: np.random.Generator, size: int
-) -> BackgroundStructure:
+def _draw_background_structure(rng: np.random.Generator, size: int) -> BackgroundStructure:
     """Patches of grass and ground, grass blades, grain and a light gradient."""
     patches = _stretch_contrast(fractal_noise(rng, size, 3, 3, octaves=4))
     threshold = rng.uniform(0.25, 0.6)
@@ -191,39 +188,24 @@ def _draw_background_structure(
 
     # Blades: fine across (x), long along (y) -> vertical streaks, like grass.
     blade_cells_x = max(size // 3, 4)
-    blades = fractal_noise(
-        rng, size, max(blade_cells_x // 6, 1), blade_cells_x, octaves=2
-    )
+    blades = fractal_noise(rng, size, max(blade_cells_x // 6, 1), blade_cells_x, octaves=2)
     grain = value_noise(rng, size, size // 2, size // 2)
-    gradient = (
-        rng.uniform(-0.25, 0.25) * (np.linspace(-0.5, 0.5, size, dtype=_Float)[:, None])
-    )
+    gradient = rng.uniform(-0.25, 0.25) * (np.linspace(-0.5, 0.5, size, dtype=_Float)[:, None])
     blade_strength = rng.uniform(0.2, 0.5)
-    brightness = (
-        1.0
-        + blade_strength * (blades - 0.5) * (0.4 + 0.6 * grass_weight)
-        + 0.08 * (grain - 0.5)
-        + gradient
-    )
+    brightness = 1.0 + blade_strength * (blades - 0.5) * (0.4 + 0.6 * grass_weight) + 0.08 * (grain - 0.5) + gradient
     return BackgroundStructure(grass_weight, tint, brightness.astype(_Float))
 
 
-def _draw_background_palette(
-    rng: np.random.Generator, domain: str
-) -> BackgroundPalette:
+def _draw_background_palette(rng: np.random.Generator, domain: str) -> BackgroundPalette:
     """Domain-specific colours; the ranges of A and B overlap on purpose."""
     grass = _hsv_colour(rng, _GRASS_HSV[domain])
     shade = rng.uniform(0.75, 1.25)
-    grass_alt = np.clip(grass * shade + rng.uniform(-0.06, 0.06, 3), 0.0, 1.0).astype(
-        _Float
-    )
+    grass_alt = np.clip(grass * shade + rng.uniform(-0.06, 0.06, 3), 0.0, 1.0).astype(_Float)
     ground = _hsv_colour(rng, _GROUND_HSV[domain])
     return BackgroundPalette(grass, grass_alt, ground)
 
 
-def _paint_background(
-    structure: BackgroundStructure, palette: BackgroundPalette
-) -> np.ndarray:
+def _paint_background(structure: BackgroundStructure, palette: BackgroundPalette) -> np.ndarray:
     """Colour a background structure; returns HxWx3 floats in [0, 1]."""
     tint = structure.tint[..., None]
     grass = palette.grass * (1 - tint) + palette.grass_alt * tint
@@ -249,9 +231,7 @@ class Animal:
     aspect: float
     angle: float
     harmonics: np.ndarray  # shape (K, 3): order k, amplitude, phase
-    head: (
-        tuple[float, float, float] | None
-    )  # (offset along axis, offset across, radius)
+    head: tuple[float, float, float] | None  # (offset along axis, offset across, radius)
 
 
 @dataclass(frozen=True)
@@ -267,7 +247,7 @@ class AnimalCoverage:
 def _outline(harmonics: np.ndarray, theta: np.ndarray | float) -> np.ndarray:
     """Body radius (in units of the stretched base ellipse) at polar angle theta."""
     radius = np.ones_like(theta, dtype=_Float)
-    for order, amplitude, phase in harmonics:
+    for order, amplitude, phase in harmonics.tolist():
         radius = radius + amplitude * np.cos(order * theta + phase)
     return radius
 
@@ -279,7 +259,7 @@ def _draw_animal(rng: np.random.Generator, size: int, n_objects: int) -> Animal:
     so the body's smallest radius is >= 0.5 * radius >= 1 px at ``size = 16``:
     the pixel holding the centre is always covered and the mask never empty.
     """
-    crowding = 1.0 / np.sqrt(n_objects)  # several animals are drawn smaller
+    crowding = 1.0 / math.sqrt(n_objects)  # several animals are drawn smaller
     radius = size * rng.uniform(0.14, 0.28) * (0.6 + 0.4 * crowding)
     center = (size * rng.uniform(0.08, 0.92), size * rng.uniform(0.08, 0.92))
     aspect = rng.uniform(1.1, 1.8)
@@ -298,12 +278,8 @@ def _draw_animal(rng: np.random.Generator, size: int, n_objects: int) -> Animal:
         # A head near one end of the body, raised a little off the axis.  Its
         # centre stays within reach of a body point on the axis (the offset
         # across is smaller than its radius), so head and body always touch.
-        side = rng.choice([-1.0, 1.0])
-        body_end = (
-            radius
-            * np.sqrt(aspect)
-            * float(_outline(harmonics, 0.0 if side > 0 else np.pi))
-        )
+        side = 1.0 if rng.random() < 0.5 else -1.0
+        body_end = radius * math.sqrt(aspect) * float(_outline(harmonics, 0.0 if side > 0 else math.pi))
         head_radius = radius * rng.uniform(0.3, 0.45)
         head = (
             side * body_end * rng.uniform(0.85, 1.0),
@@ -323,20 +299,19 @@ def _draw_animal(rng: np.random.Generator, size: int, n_objects: int) -> Animal:
 def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre coordinates (y, x), each HxW."""
     centres = np.arange(size, dtype=_Float) + 0.5
-    return centres[:, None] * np.ones((1, size), _Float), centres[None, :] * np.ones(
-        (size, 1), _Float
-    )
+    return centres[:, None] * np.ones((1, size), _Float), centres[None, :] * np.ones((size, 1), _Float)
 
 
 def _animal_coverage(animal: Animal, size: int) -> AnimalCoverage:
     """Hard coverage of an animal, sampled at pixel centres (no anti-aliasing)."""
     ys, xs = _pixel_grid(size)
     dy, dx = ys - animal.center[0], xs - animal.center[1]
-    cos_a, sin_a = np.cos(animal.angle), np.sin(animal.angle)
+    # Python-float scalars keep the arrays float32 (numpy scalars would promote).
+    cos_a, sin_a = math.cos(animal.angle), math.sin(animal.angle)
     along = dx * cos_a + dy * sin_a
     across = -dx * sin_a + dy * cos_a
 
-    stretch = np.sqrt(animal.aspect)
+    stretch = math.sqrt(animal.aspect)
     u = along / (animal.radius * stretch)
     v = across * stretch / animal.radius
     rim = np.hypot(u, v) / _outline(animal.harmonics, np.arctan2(v, u))
@@ -345,16 +320,12 @@ def _animal_coverage(animal: Animal, size: int) -> AnimalCoverage:
         head_along, head_across, head_radius = animal.head
         head_rim = np.hypot(along - head_along, across - head_across) / head_radius
         rim = np.minimum(rim, head_rim)
-    return AnimalCoverage(
-        inside=rim <= 1.0, along=along, across=across, rim=np.minimum(rim, 1.0)
-    )
+    return AnimalCoverage(inside=rim <= 1.0, along=along, across=across, rim=np.minimum(rim, 1.0))
 
 
 def _shading(coverage: AnimalCoverage, radius: float, light_angle: float) -> np.ndarray:
     """Smooth shading in about [0.45, 1.2]: a directional light plus rounded rims."""
-    light = (
-        coverage.along * np.cos(light_angle) + coverage.across * np.sin(light_angle)
-    ) / (2 * radius)
+    light = (coverage.along * math.cos(light_angle) + coverage.across * math.sin(light_angle)) / (2 * radius)
     return 1.0 + 0.25 * np.clip(light, -1.0, 1.0) - 0.3 * coverage.rim**2
 
 
@@ -403,16 +374,12 @@ def _horse_pixels(look: HorseLook, shading: np.ndarray) -> np.ndarray:
     return look.colour * shading[..., None]
 
 
-def _zebra_pixels(
-    look: ZebraLook, coverage: AnimalCoverage, shading: np.ndarray
-) -> np.ndarray:
+def _zebra_pixels(look: ZebraLook, coverage: AnimalCoverage, shading: np.ndarray) -> np.ndarray:
     """Hard black/white stripes times shading; HxWx3 floats."""
-    cos_d, sin_d = np.cos(look.direction), np.sin(look.direction)
+    cos_d, sin_d = math.cos(look.direction), math.sin(look.direction)
     across_stripes = coverage.along * cos_d + coverage.across * sin_d
     along_stripes = -coverage.along * sin_d + coverage.across * cos_d
-    wave = look.wave_amplitude * np.sin(
-        2 * np.pi * along_stripes / look.wave_length + look.wave_phase
-    )
+    wave = look.wave_amplitude * np.sin(2 * np.pi * along_stripes / look.wave_length + look.wave_phase)
     white = np.sin(2 * np.pi * (across_stripes + wave) / look.period + look.phase) > 0
     grey = np.where(white, 0.93, 0.07).astype(_Float) * shading
     return np.repeat(grey[..., None], 3, axis=2)
@@ -470,19 +437,13 @@ def _render_objects(
         horse = _draw_horse_look(rng)
         zebra = _draw_zebra_look(rng, size, animal.radius)
         for domain in domains:
-            pixels = (
-                _horse_pixels(horse, shading)
-                if domain == "A"
-                else _zebra_pixels(zebra, coverage, shading)
-            )
+            pixels = _horse_pixels(horse, shading) if domain == "A" else _zebra_pixels(zebra, coverage, shading)
             layers[domain][coverage.inside] = pixels[coverage.inside]
         mask |= coverage.inside
     return mask, layers
 
 
-def render_scene_layers(
-    rng: np.random.Generator, size: int, domain: str, *, n_objects: int | None = None
-) -> SceneLayers:
+def render_scene_layers(rng: np.random.Generator, size: int, domain: str, *, n_objects: int | None = None) -> SceneLayers:
     """Render one scene of ``domain`` ('A' plain, 'B' striped) with its layers.
 
     Args:
@@ -495,14 +456,10 @@ def render_scene_layers(
     _check_scene_args(size, domain, n_objects)
     mask, objects = _render_objects(rng, size, n_objects, (domain,))
     structure = _draw_background_structure(rng, size)
-    background = _to_uint8(
-        _paint_background(structure, _draw_background_palette(rng, domain))
-    )
+    background = _to_uint8(_paint_background(structure, _draw_background_palette(rng, domain)))
     foreground = _to_uint8(objects[domain])
     image = np.where(mask[..., None], foreground, background)
-    return SceneLayers(
-        image=image, mask=mask, background=background, foreground=foreground
-    )
+    return SceneLayers(image=image, mask=mask, background=background, foreground=foreground)
 
 
 def render_scene(
@@ -516,9 +473,7 @@ def render_scene(
     return layers.image, layers.mask
 
 
-def render_paired_scene(
-    rng: np.random.Generator, size: int, *, n_objects: int | None = None
-) -> tuple[SceneLayers, SceneLayers]:
+def render_paired_scene(rng: np.random.Generator, size: int, *, n_objects: int | None = None) -> tuple[SceneLayers, SceneLayers]:
     """Render the same scene in both domains, for the aligned layout.
 
     Geometry, shading and background texture are shared; the animals' look
@@ -534,11 +489,7 @@ def render_paired_scene(
         background = _to_uint8(_paint_background(structure, palettes[domain]))
         foreground = _to_uint8(objects[domain])
         image = np.where(mask[..., None], foreground, background)
-        scenes.append(
-            SceneLayers(
-                image=image, mask=mask, background=background, foreground=foreground
-            )
-        )
+        scenes.append(SceneLayers(image=image, mask=mask, background=background, foreground=foreground))
     return scenes[0], scenes[1]
 
 
@@ -547,14 +498,10 @@ def image_rng(seed: int, split: str, domain: str, index: int) -> np.random.Gener
     return np.random.default_rng([seed, SPLIT_IDS[split], DOMAIN_IDS[domain], index])
 
 
-def empty_indices(
-    seed: int, split: str, domain: str, count: int, empty_fraction: float
-) -> frozenset[int]:
+def empty_indices(seed: int, split: str, domain: str, count: int, empty_fraction: float) -> frozenset[int]:
     """Which images of a split/domain hold no object: exactly round(fraction * count) of them."""
     n_empty = round(empty_fraction * count)
-    rng = np.random.default_rng(
-        [seed, SPLIT_IDS[split], _EMPTY_SELECTION_STREAM + DOMAIN_IDS[domain]]
-    )
+    rng = np.random.default_rng([seed, SPLIT_IDS[split], _EMPTY_SELECTION_STREAM + DOMAIN_IDS[domain]])
     return frozenset(int(i) for i in rng.choice(count, size=n_empty, replace=False))
 
 
@@ -596,10 +543,8 @@ def _render_task(task: _Task) -> None:
     root, name = Path(task.root), image_name(task.index)
     if task.domain == "AB":
         scene_a, scene_b = render_paired_scene(rng, task.size, n_objects=n_objects)
-        image, mask = (
-            np.concatenate([scene_a.image, scene_b.image], axis=1),
-            scene_a.mask,
-        )
+        image = np.concatenate([scene_a.image, scene_b.image], axis=1)
+        mask = scene_a.mask  # one mask per pair: the geometry is shared
         folder = task.split
     else:
         image, mask = render_scene(rng, task.size, task.domain, n_objects=n_objects)
@@ -608,16 +553,12 @@ def _render_task(task: _Task) -> None:
     _save_png(_mask_to_png(mask), root / f"{folder}_mask" / name)
 
 
-def _layout(
-    aligned: bool, n_train: int, n_test: int
-) -> dict[str, tuple[str, str, int]]:
+def _layout(aligned: bool, n_train: int, n_test: int) -> dict[str, tuple[str, str, int]]:
     """Image folder -> (split, domain, count)."""
     counts = {"train": n_train, "test": n_test}
     if aligned:
         return {split: (split, "AB", n) for split, n in counts.items()}
-    return {
-        f"{split}{d}": (split, d, n) for split, n in counts.items() for d in ("A", "B")
-    }
+    return {f"{split}{d}": (split, d, n) for split, n in counts.items() for d in ("A", "B")}
 
 
 def _dataset_params(
@@ -652,9 +593,7 @@ def _validate_params(
     if size < MIN_SIZE:
         raise ValueError(f"size must be >= {MIN_SIZE}, got {size}")
     if n_train < 0 or n_test < 0:
-        raise ValueError(
-            f"image counts must be >= 0, got n_train={n_train}, n_test={n_test}"
-        )
+        raise ValueError(f"image counts must be >= 0, got n_train={n_train}, n_test={n_test}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     if not 0.0 <= empty_fraction <= 1.0:
@@ -667,9 +606,7 @@ def _make_tasks(root: Path, params: dict[str, Any]) -> list[_Task]:
     tasks = []
     layout = _layout(params["aligned"], params["n_train"], params["n_test"])
     for split, domain, count in layout.values():
-        empties = empty_indices(
-            params["seed"], split, domain, count, params["empty_fraction"]
-        )
+        empties = empty_indices(params["seed"], split, domain, count, params["empty_fraction"])
         for index in range(count):
             tasks.append(
                 _Task(
@@ -691,9 +628,7 @@ def _run_tasks(tasks: list[_Task], workers: int, progress: bool) -> None:
 
     workers = max(1, min(workers, len(tasks)))
     if workers == 1:
-        for task in tqdm(
-            tasks, desc="synthetic dataset", unit="img", disable=not progress
-        ):
+        for task in tqdm(tasks, desc="synthetic dataset", unit="img", disable=not progress):
             _render_task(task)
         return
     # Workers only need numpy and Pillow.  'fork' starts them instantly and,
@@ -705,9 +640,7 @@ def _run_tasks(tasks: list[_Task], workers: int, progress: bool) -> None:
     # exist yet when the workers are forked.
     with (
         context.Pool(workers) as pool,
-        tqdm(
-            total=len(tasks), desc="synthetic dataset", unit="img", disable=not progress
-        ) as bar,
+        tqdm(total=len(tasks), desc="synthetic dataset", unit="img", disable=not progress) as bar,
     ):
         for _ in pool.imap_unordered(_render_task, tasks, chunksize=chunk):
             bar.update()
@@ -723,15 +656,10 @@ def _read_metadata(root: Path) -> dict[str, Any] | None:
 
 def _is_complete(root: Path, params: dict[str, Any]) -> bool:
     """Whether ``root`` holds every file that ``params`` call for."""
-    for folder, (_, _, count) in _layout(
-        params["aligned"], params["n_train"], params["n_test"]
-    ).items():
+    for folder, (_, _, count) in _layout(params["aligned"], params["n_train"], params["n_test"]).items():
         for sub in (folder, f"{folder}_mask"):
             directory = root / sub
-            if (
-                not directory.is_dir()
-                or sum(1 for _ in directory.glob("*.png")) != count
-            ):
+            if not directory.is_dir() or sum(1 for _ in directory.glob("*.png")) != count:
                 return False
     return True
 
@@ -755,19 +683,13 @@ def _check_replaceable(root: Path, overwrite: bool) -> bool:
     if not root.exists() or _is_empty_dir(root):
         return False
     if not root.is_dir() or _read_metadata(root) is None:
-        raise ValueError(
-            f"{root} exists and is not a synthetic dataset; refusing to replace it"
-        )
+        raise ValueError(f"{root} exists and is not a synthetic dataset; refusing to replace it")
     if not overwrite:
-        raise FileExistsError(
-            f"{root} already exists; pass overwrite=True (CLI: --force) to regenerate it"
-        )
+        raise FileExistsError(f"{root} already exists; pass overwrite=True (CLI: --force) to regenerate it")
     return True
 
 
-def _install(
-    staging: Path, root: Path, params: dict[str, Any], overwrite: bool
-) -> None:
+def _install(staging: Path, root: Path, params: dict[str, Any], overwrite: bool) -> None:
     """Move the finished ``staging`` folder to ``root`` (a rename: all or nothing)."""
     if _check_replaceable(root, overwrite):
         # Move the old dataset aside first: rename cannot replace a non-empty folder.
@@ -781,11 +703,7 @@ def _install(
     except OSError:
         # Another process finished the same dataset first: fine if identical.
         metadata = _read_metadata(root)
-        if (
-            metadata is None
-            or _content_params(metadata) != params
-            or not _is_complete(root, params)
-        ):
+        if metadata is None or _content_params(metadata) != params or not _is_complete(root, params):
             raise
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -839,14 +757,10 @@ def make_synthetic_dataset(
         for folder in layout:
             (staging / folder).mkdir()
             (staging / f"{folder}_mask").mkdir()
-        _run_tasks(
-            _make_tasks(staging, params), workers or os.cpu_count() or 1, progress
-        )
+        _run_tasks(_make_tasks(staging, params), workers or os.cpu_count() or 1, progress)
         counts = {folder: count for folder, (_, _, count) in layout.items()}
         metadata = {**params, "counts": counts}
-        (staging / METADATA_FILE).write_text(
-            json.dumps(metadata, indent=2, sort_keys=True) + "\n"
-        )
+        (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         _install(staging, root, params, overwrite)
     finally:
         if staging.exists():
@@ -879,9 +793,7 @@ def ensure_synthetic_dataset(root: str | Path, **kwargs: Any) -> Path:
     found = _content_params(metadata)
     if found != wanted:
         differences = ", ".join(
-            f"{key}: found {found[key]!r}, wanted {wanted[key]!r}"
-            for key in wanted
-            if found[key] != wanted[key]
+            f"{key}: found {found[key]!r}, wanted {wanted[key]!r}" for key in wanted if found[key] != wanted[key]
         )
         raise ValueError(
             f"{root} holds a synthetic dataset with different parameters ({differences}). "

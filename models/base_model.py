@@ -19,6 +19,7 @@ from models import networks
 from util.image_pool import ImagePool
 from util.visuals import VISUAL_KINDS, Visual  # noqa: F401  (re-exported for models)
 
+
 class BaseModel:
     """Base of all models: holds networks, optimisers, schedulers and image pools.
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from models import available_models, get_model_class, networks
 from data import available_datasets
 from data.transforms import PREPROCESS_MODES
+from models import available_models, get_model_class, networks
 from util.checkpoint import atomic_write_text
 from util.errors import UserError
 
@@ -71,11 +71,13 @@ def build_parser(is_train: bool, add_phase_options, argv: Sequence[str]) -> argp
     """The full parser for ``argv``: base options, phase options, then the model's own."""
     parser = argparse.ArgumentParser(
         description="Attention-guided unpaired image-to-image translation: " + ("training" if is_train else "testing"),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False)
     add_base_options(parser)
     add_phase_options(parser)
     known, _ = parser.parse_known_args(argv)
     get_model_class(known.model).modify_commandline_options(parser, is_train)
+    # Help is added last, so ``--model NAME --help`` lists that model's own options too.
+    parser.add_argument("-h", "--help", action="help", help="show this help message and exit")
     return parser
 
 

@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from data.synthetic import (
+from data.synthetic import (  # noqa: E402
     MIN_SIZE,
     ensure_synthetic_dataset,
     make_synthetic_dataset,
@@ -33,9 +33,7 @@ from data.synthetic import (
 __all__ = ["build_parser", "ensure_synthetic_dataset", "main", "make_synthetic_dataset"]
 
 
-def _bounded(
-    kind: Callable[[str], float], low: float, high: float | None = None
-) -> Callable[[str], float]:
+def _bounded(kind: Callable[[str], float], low: float, high: float | None = None) -> Callable[[str], float]:
     """An argparse ``type`` that parses with ``kind`` and checks ``low <= x <= high``.
 
     argparse turns the ArgumentTypeError into "argument --name: ..." and exit
@@ -47,9 +45,7 @@ def _bounded(
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected {kind.__name__} {bounds}, got {text!r}"
-            ) from None
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__} {bounds}, got {text!r}") from None
         if value < low or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
         return value
@@ -59,9 +55,7 @@ def _bounded(
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options; defaults match make_synthetic_dataset's."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--out",
         default="datasets/synthetic",

@@ -79,7 +79,7 @@ def test_image_modes_become_rgb(tmp_path, mode):
     path = root / "trainA" / "im 0.png"
     array = np.asarray(Image.open(path))
     if mode == "I;16":
-        Image.fromarray((array[..., 0].astype(np.uint16) * 257)).save(path)
+        Image.fromarray(array[..., 0].astype(np.uint16) * 257).save(path)
     elif mode == "CMYK":
         path.unlink()
         Image.fromarray(array).convert("CMYK").save(path.with_suffix(".jpg"))

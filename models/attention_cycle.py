@@ -1,0 +1,209 @@
+"""The training step shared by the cycle-consistent attention models (AGGAN, AttentionGAN).
+
+Both papers optimise the same objective, Eq. (7)/(9) of AGGAN and Eq. (9) of AttentionGAN:
+
+    L = [lambda_cycle * L_cycle + lambda_pixel * L_pixel (+ lambda_id * L_id)] * r
+      + [lambda_gan * (L_GAN + L_AGAN) + lambda_tv * L_tv] * (1 - r)
+
+with vanilla discriminators ``D_A``/``D_B`` on images and attention-guided ones
+``D_AA``/``D_BA`` on ``[mask, image]`` pairs; ``r`` follows the curriculum (or the terms are
+plainly summed when it is off). The models differ in the generator (scheme I or II), in
+the discriminator head, and in their default weights; each model file sets those.
+
+Naming follows CycleGAN: ``G_A: A -> B`` and ``D_A`` judges its output against real B;
+``att_A`` is ``G_A``'s foreground attention on the A image it translates.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+
+from models import networks
+from models.attention import (
+    AttentionMonitor,
+    AttentionOutput,
+    Curriculum,
+    define_attention_discriminator,
+    mask_image_pair,
+    tv_loss,
+)
+from models.base_model import BaseModel, Visual
+from models.cycle_gan_model import add_cycle_loss_options
+
+
+def add_switch(group: argparse._ArgumentGroup, name: str, default: bool, help_text: str) -> None:
+    """``--name`` / ``--no_name`` pair writing one boolean (underscores, like every other option)."""
+    group.add_argument(f"--{name}", dest=name, action="store_true", help=help_text + (" (default)" if default else ""))
+    group.add_argument(f"--no_{name}", dest=name, action="store_false", help="turn off --" + name + ("" if default else " (default)"))
+    group.set_defaults(**{name: default})
+
+
+def add_attention_options(parser: argparse.ArgumentParser, *, lambda_gan: float, lambda_pixel: float, lambda_tv: float,
+                          curriculum: bool, attention_D: bool, d_head: str) -> None:
+    """Options of Eq. (9) and of the attention-guided discriminator, with a model's defaults."""
+    add_cycle_loss_options(parser)
+    g = parser.add_argument_group("attention losses (Eq. 9)")
+    g.add_argument("--lambda_gan", type=float, default=lambda_gan, help="weight of the adversarial terms")
+    g.add_argument("--lambda_pixel", type=float, default=lambda_pixel, help="weight of the pixel loss |G(x) - x|_1")
+    g.add_argument("--lambda_tv", type=float, default=lambda_tv, help="weight of the total-variation loss on attention masks")
+    add_switch(g, "curriculum", curriculum, "weight reconstruction terms by r and adversarial terms by 1-r (Eq. 9)")
+    g.add_argument("--curriculum_epochs", type=int, default=10, help="epochs at r = --r_early")
+    g.add_argument("--r_early", type=float, default=0.01, help="r during the curriculum epochs")
+    g.add_argument("--r_late", type=float, default=0.5, help="r after them")
+    add_switch(g, "attention_D", attention_D, "add attention-guided discriminators judging [mask, image] pairs")
+    g.add_argument("--d_head", type=str, default=d_head, choices=("pooled", "patch"),
+                   help="pooled: one score per image (AGGAN paper); patch: the --netD PatchGAN")
+    g.add_argument("--real_pair_mask", type=str, default="fake", choices=("fake", "own"),
+                   help="mask paired with a real image for the attention-guided D: fake = the mask of the "
+                        "translation being judged (the papers' [M_y, y]); own = the other generator's mask on that real image")
+
+
+class AttentionCycleModel(BaseModel):
+    """Base of cycle-consistent attention models; subclasses provide :meth:`build_generator`."""
+
+    architecture_options = ("netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc")
+
+    def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
+        super().__init__(opt, device)
+        self.add_network("G_A", self.build_generator(opt.input_nc, opt.output_nc))
+        self.add_network("G_B", self.build_generator(opt.output_nc, opt.input_nc))
+        self.monitor = AttentionMonitor()
+        if not self.is_train:
+            return
+        head = opt.d_head
+        self.add_network("D_A", define_attention_discriminator(head, opt.output_nc, opt), train_only=True)
+        self.add_network("D_B", define_attention_discriminator(head, opt.input_nc, opt), train_only=True)
+        if opt.attention_D:
+            self.add_network("D_AA", define_attention_discriminator(head, 1 + opt.output_nc, opt), train_only=True)
+            self.add_network("D_BA", define_attention_discriminator(head, 1 + opt.input_nc, opt), train_only=True)
+        # Fakes are pooled together with their masks, so a pooled pair stays a pair.
+        self.fake_B_pool, self.fake_A_pool = self.add_pool("fake_B"), self.add_pool("fake_A")
+        self.curriculum = Curriculum(opt.curriculum, opt.curriculum_epochs, opt.r_early, opt.r_late)
+        self.gan_loss = networks.GANLoss(opt.gan_mode).to(device)
+        generators = [p for name in ("G_A", "G_B") for p in self.networks[name].parameters()]
+        discriminators = [p for name, net in self.networks.items() if name.startswith("D_") for p in net.parameters()]
+        self.add_optimizer("G", generators)
+        self.add_optimizer("D", discriminators)
+
+    @property
+    def discriminators(self) -> list[torch.nn.Module]:
+        return [net for name, net in self.networks.items() if name.startswith("D_")]
+
+    def set_input(self, batch: dict[str, Any]) -> None:
+        self.real_A = batch["A"].to(self.device)
+        self.real_B = batch["B"].to(self.device)
+
+    def forward(self) -> None:
+        G_A, G_B = self.networks["G_A"], self.networks["G_B"]
+        self.out_A: AttentionOutput = G_A(self.real_A)
+        self.out_B: AttentionOutput = G_B(self.real_B)
+        self.fake_B, self.att_A = self.out_A.image, self.out_A.foreground
+        self.fake_A, self.att_B = self.out_B.image, self.out_B.foreground
+        # Eq. (3) of AttentionGAN: the other generator translates the fake back.
+        self.rec_A = G_B(self.fake_B).image
+        self.rec_B = G_A(self.fake_A).image
+
+    # ------------------------------------------------------------------ generator objective
+    def generator_terms(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``(reconstruction terms, adversarial terms)`` of Eq. (9), each already weighted by its lambda."""
+        opt, l1 = self.opt, torch.nn.functional.l1_loss
+        recon = {"cycle_A": opt.lambda_A * l1(self.rec_A, self.real_A),
+                 "cycle_B": opt.lambda_B * l1(self.rec_B, self.real_B)}
+        if opt.lambda_pixel > 0:
+            recon["pixel"] = opt.lambda_pixel * (l1(self.fake_B, self.real_A) + l1(self.fake_A, self.real_B))
+        if opt.lambda_identity > 0:
+            recon["idt_A"] = opt.lambda_identity * opt.lambda_B * l1(self.networks["G_A"](self.real_B).image, self.real_B)
+            recon["idt_B"] = opt.lambda_identity * opt.lambda_A * l1(self.networks["G_B"](self.real_A).image, self.real_A)
+        adversarial = {"G_A": opt.lambda_gan * self.gan_loss(self.networks["D_A"](self.fake_B), True),
+                       "G_B": opt.lambda_gan * self.gan_loss(self.networks["D_B"](self.fake_A), True)}
+        if opt.attention_D:
+            adversarial["G_AA"] = opt.lambda_gan * self.gan_loss(
+                self.networks["D_AA"](mask_image_pair(self.att_A, self.fake_B)), True)
+            adversarial["G_BA"] = opt.lambda_gan * self.gan_loss(
+                self.networks["D_BA"](mask_image_pair(self.att_B, self.fake_A)), True)
+        if opt.lambda_tv > 0:
+            adversarial["tv"] = opt.lambda_tv * (tv_loss(self.att_A) + tv_loss(self.att_B))
+        return recon, adversarial
+
+    # ------------------------------------------------------------------ discriminator objective
+    def _discriminator_loss(self, name: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        netD = self.networks[name]
+        loss = 0.5 * (self.gan_loss(netD(real), True) + self.gan_loss(netD(fake.detach()), False))
+        if self.opt.gan_mode == "wgangp":
+            loss = loss + networks.gradient_penalty(netD, real, fake)
+        return loss
+
+    def discriminator_losses(self) -> dict[str, torch.Tensor]:
+        """Vanilla D on images; attention-guided D on ``[mask, image]`` pairs (Eq. 3 of AGGAN)."""
+        channels_B, channels_A = self.fake_B.shape[1], self.fake_A.shape[1]
+        pooled_B = self.fake_B_pool.query(torch.cat([self.fake_B, self.att_A], 1))
+        pooled_A = self.fake_A_pool.query(torch.cat([self.fake_A, self.att_B], 1))
+        fake_B, mask_A = pooled_B[:, :channels_B], pooled_B[:, channels_B:]
+        fake_A, mask_B = pooled_A[:, :channels_A], pooled_A[:, channels_A:]
+        losses = {"D_A": self._discriminator_loss("D_A", self.real_B, fake_B),
+                  "D_B": self._discriminator_loss("D_B", self.real_A, fake_A)}
+        if self.opt.attention_D:
+            real_mask_B, real_mask_A = self.real_pair_masks()
+            losses["D_AA"] = self._discriminator_loss("D_AA", mask_image_pair(real_mask_B, self.real_B),
+                                                      mask_image_pair(mask_A, fake_B))
+            losses["D_BA"] = self._discriminator_loss("D_BA", mask_image_pair(real_mask_A, self.real_A),
+                                                      mask_image_pair(mask_B, fake_A))
+        return losses
+
+    def real_pair_masks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Masks paired with real B and real A images (``--real_pair_mask``), detached.
+
+        ``fake``: the papers' ``[M_y, y]``, where ``M_y`` is the mask ``G_A`` computed for the
+        translation of x. ``own``: the mask the other generator computes on that real image.
+        """
+        if self.opt.real_pair_mask == "own":
+            return self.att_B.detach(), self.att_A.detach()
+        return self.att_A.detach(), self.att_B.detach()
+
+    def optimize_parameters(self) -> dict[str, float]:
+        self.forward()
+        networks.set_requires_grad(self.discriminators, False)
+        self.optimizers["G"].zero_grad()
+        recon, adversarial = self.generator_terms()
+        w_recon, w_adv = self.curriculum.weights(self.epoch)
+        (w_recon * sum(recon.values()) + w_adv * sum(adversarial.values())).backward()
+        self.optimizers["G"].step()
+
+        networks.set_requires_grad(self.discriminators, True)
+        self.optimizers["D"].zero_grad()
+        d_losses = self.discriminator_losses()
+        sum(d_losses.values()).backward()
+        self.optimizers["D"].step()
+
+        losses = {name: float(value.detach()) for name, value in {**recon, **adversarial, **d_losses}.items()}
+        losses["mean_att_A"] = self.monitor.record("A", self.att_A)
+        losses["mean_att_B"] = self.monitor.record("B", self.att_B)
+        if self.curriculum.enabled:
+            losses["r"] = w_recon
+        return losses
+
+    def epoch_diagnostics(self) -> list[str]:
+        return self.monitor.end_epoch()
+
+    # ------------------------------------------------------------------ pictures
+    def current_visuals(self) -> dict[str, Visual]:
+        visuals: dict[str, Visual] = {}
+        for side, real, fake, rec, out in (("A", self.real_A, self.fake_B, self.rec_A, self.out_A),
+                                           ("B", self.real_B, self.fake_A, self.rec_B, self.out_B)):
+            other = "B" if side == "A" else "A"
+            visuals[f"real_{side}"] = Visual(real, side, "real")
+            visuals[f"fake_{other}"] = Visual(fake, side, "fake")
+            visuals[f"rec_{side}"] = Visual(rec, side, "rec")
+            visuals[f"attention_{side}"] = Visual(out.foreground, side, "attention")
+            visuals.update(self.intermediate_visuals(side, out))
+        return visuals
+
+    def intermediate_visuals(self, side: str, out: AttentionOutput) -> dict[str, Visual]:
+        """Every mask and content image of one generator (model-specific names)."""
+        return {}
