@@ -36,8 +36,8 @@ from models.cycle_gan_model import add_cycle_loss_options
 
 def add_switch(group: argparse._ArgumentGroup, name: str, default: bool, help_text: str) -> None:
     """``--name`` / ``--no_name`` pair writing one boolean (underscores, like every other option)."""
-    group.add_argument(f"--{name}", dest=name, action="store_true", help=help_text + (" (default)" if default else ""))
-    group.add_argument(f"--no_{name}", dest=name, action="store_false", help="turn off --" + name + ("" if default else " (default)"))
+    group.add_argument(f"--{name}", dest=name, action="store_true", help=help_text)
+    group.add_argument(f"--no_{name}", dest=name, action="store_false", help=f"turn off --{name}")
     group.set_defaults(**{name: default})
 
 
