@@ -19,7 +19,7 @@ from models import create_model
 from options import parse_test_options
 from options.base_options import save_options, select_device
 from util.checkpoint import check_architecture, checkpoint_path, load_checkpoint
-from util.errors import UserError, user_message
+from util.errors import UserError, run_cli
 from util.results import ResultWriter
 
 
@@ -62,12 +62,7 @@ def run_test(opt: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        run_test(parse_test_options(argv))
-    except UserError as err:
-        print(f"error: {user_message(err)}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: run_test(parse_test_options(argv)))
 
 
 if __name__ == "__main__":

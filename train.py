@@ -33,7 +33,7 @@ from util.checkpoint import (
     load_checkpoint,
     restore_rng_state,
 )
-from util.errors import UserError, user_message
+from util.errors import UserError, run_cli
 from util.visualizer import TrainingVisualizer
 
 
@@ -54,6 +54,15 @@ def save_checkpoint(path: Path, model: BaseModel, opt: argparse.Namespace, progr
 def crossed(before: int, after: int, every: int) -> bool:
     """Whether a multiple of ``every`` lies in (before, after]: frequencies work for any batch size."""
     return every > 0 and after // every > before // every
+
+
+def budget_spent(opt: argparse.Namespace, run_started: float, total_iters: int) -> str:
+    """Which of ``--time_limit`` / ``--max_iters`` is used up ('' if neither)."""
+    if opt.max_iters > 0 and total_iters >= opt.max_iters:
+        return f"--max_iters {opt.max_iters}"
+    if opt.time_limit > 0 and time.time() - run_started >= opt.time_limit * 60:
+        return f"--time_limit {opt.time_limit} min"
+    return ""
 
 
 def train(opt: argparse.Namespace) -> Path:
@@ -89,6 +98,7 @@ def train(opt: argparse.Namespace) -> Path:
     visualizer = TrainingVisualizer(opt, run_dir, progress["total_iters"] if checkpoint is not None else None)
 
     last_epoch = opt.n_epochs + opt.n_epochs_decay
+    run_started = time.time()
     batches_per_epoch = math.ceil(len(dataset) / opt.batch_size)
     total_iters = progress["total_iters"]
     for epoch in range(progress["epoch"], last_epoch + 1):
@@ -114,9 +124,15 @@ def train(opt: argparse.Namespace) -> Path:
                 bar.write(line) if opt.no_progress else bar.set_postfix_str(line.split(") ", 1)[-1][:80])
             if crossed(before, total_iters, opt.display_freq):
                 visualizer.display(model.current_visuals(), epoch)
-            if crossed(before, total_iters, opt.save_latest_freq) and batch_index < batches_per_epoch:
+            out_of_budget = budget_spent(opt, run_started, total_iters)
+            if (crossed(before, total_iters, opt.save_latest_freq) or out_of_budget) and batch_index < batches_per_epoch:
                 save_checkpoint(run_dir / "latest.pt", model, opt,
                                 {"epoch": epoch, "batch": batch_index, "total_iters": total_iters})
+            if out_of_budget and batch_index < batches_per_epoch:
+                bar.close()
+                print(f"stopping at {out_of_budget} (epoch {epoch}, batch {batch_index}, {total_iters} images); "
+                      f"resume with --continue_train")
+                return run_dir
         bar.close()
         model.update_learning_rate()
         for message in model.epoch_diagnostics():
@@ -128,6 +144,10 @@ def train(opt: argparse.Namespace) -> Path:
         visualizer.save_loss_curve()
         print(f"end of epoch {epoch}/{last_epoch}: {time.time() - started:.1f}s, "
               f"{total_iters} images seen, lr now {model.current_lr():.7f}")
+        out_of_budget = budget_spent(opt, run_started, total_iters)
+        if out_of_budget and epoch < last_epoch:
+            print(f"stopping at {out_of_budget} after epoch {epoch}; resume with --continue_train")
+            return run_dir
     if progress["epoch"] > last_epoch:
         print(f"{opt.name} already finished its {last_epoch} epochs; raise --n_epochs/--n_epochs_decay to train more")
     print(f"checkpoints: {run_dir}; training page: {run_dir / 'web' / 'index.html'}")
@@ -135,15 +155,8 @@ def train(opt: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        train(parse_train_options(argv))
-    except UserError as err:
-        print(f"error: {user_message(err)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; resume with --continue_train (the last checkpoint is intact)", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli(lambda: train(parse_train_options(argv)),
+                   interrupted_hint="resume with --continue_train (the last checkpoint is intact)")
 
 
 if __name__ == "__main__":

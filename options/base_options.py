@@ -9,6 +9,7 @@ option is an argparse error: a message and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,7 +53,8 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
                    help="unaligned (trainA/trainB), aligned (A|B side by side) or single (one folder)")
     g.add_argument("--direction", type=str, default="AtoB", choices=("AtoB", "BtoA"), help="translation direction")
     g.add_argument("--serial_batches", action="store_true", help="take images in order instead of shuffled")
-    g.add_argument("--num_threads", type=int, default=4, help="data loading worker processes (0: load in the main process)")
+    g.add_argument("--num_threads", type=int, default=min(4, os.cpu_count() or 1),
+                   help="data loading worker processes (0: load in the main process)")
     g.add_argument("--batch_size", type=int, default=1, help="input batch size")
     g.add_argument("--load_size", type=int, default=286, help="scale images to this size")
     g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")

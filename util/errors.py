@@ -4,6 +4,9 @@
 showing a traceback from deep inside; everything else is a bug and keeps its traceback.
 """
 
+import sys
+from collections.abc import Callable
+
 
 class UserError(Exception):
     """A problem with the user's input, explained in the message with what to do."""
@@ -18,3 +21,16 @@ def user_message(err: BaseException) -> str:
     text = str(err)
     marker = "UserError: "
     return text.rsplit(marker, 1)[-1].strip() if marker in text else text
+
+
+def run_cli(action: Callable[[], object], interrupted_hint: str = "") -> int:
+    """Run a command-line entry point: a :class:`UserError` becomes ``error: ...`` and exit status 2."""
+    try:
+        action()
+    except UserError as err:
+        print(f"error: {user_message(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted{'; ' + interrupted_hint if interrupted_hint else ''}", file=sys.stderr)
+        return 130
+    return 0
