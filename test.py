@@ -42,11 +42,23 @@ def run_test(opt: argparse.Namespace) -> Path:
     epoch_label = opt.epoch if opt.epoch == "latest" else f"{int(opt.epoch)}"
     result_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{epoch_label}"
     save_options(opt, result_dir, "test")
-    meta = {"name": opt.name, "model": opt.model, "epoch": epoch_label, "checkpoint_epoch": checkpoint["progress"]["epoch"] - 1,
-            "dataroot": str(Path(opt.dataroot).resolve()), "phase": opt.phase, "direction": opt.direction,
-            "dataset_mode": opt.dataset_mode}
-    writer = ResultWriter(result_dir, f"{opt.name} ({opt.model}), {opt.phase}, epoch {epoch_label}", meta,
-                          aspect_ratio=opt.aspect_ratio, width=opt.display_winsize)
+    meta = {
+        "name": opt.name,
+        "model": opt.model,
+        "epoch": epoch_label,
+        "checkpoint_epoch": checkpoint["progress"]["epoch"] - 1,
+        "dataroot": str(Path(opt.dataroot).resolve()),
+        "phase": opt.phase,
+        "direction": opt.direction,
+        "dataset_mode": opt.dataset_mode,
+    }
+    writer = ResultWriter(
+        result_dir,
+        f"{opt.name} ({opt.model}), {opt.phase}, epoch {epoch_label}",
+        meta,
+        aspect_ratio=opt.aspect_ratio,
+        width=opt.display_winsize,
+    )
     total = len(dataset) if opt.num_test <= 0 else min(opt.num_test, len(dataset))
     bar = tqdm(total=total, unit="img", desc="test", disable=opt.no_progress, dynamic_ncols=True)
     for batch in create_dataloader(dataset, opt, shuffle=False):

@@ -46,9 +46,18 @@ def seed_everything(seed: int) -> None:
 def save_checkpoint(path: Path, model: BaseModel, opt: argparse.Namespace, progress: dict[str, int]) -> None:
     """Everything needed to resume: see util/checkpoint.py."""
     options = {k: v for k, v in vars(opt).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
-    atomic_save({"format_version": FORMAT_VERSION, "model": opt.model, "architecture": model.architecture(),
-                 "options": options, "progress": progress, "state": model.training_state(),
-                 "rng": capture_rng_state()}, path)
+    atomic_save(
+        {
+            "format_version": FORMAT_VERSION,
+            "model": opt.model,
+            "architecture": model.architecture(),
+            "options": options,
+            "progress": progress,
+            "state": model.training_state(),
+            "rng": capture_rng_state(),
+        },
+        path,
+    )
 
 
 def crossed(before: int, after: int, every: int) -> bool:
@@ -80,8 +89,10 @@ def train(opt: argparse.Namespace) -> Path:
         opt.epoch_count = checkpoint["options"].get("epoch_count", opt.epoch_count)
         progress = checkpoint["progress"]
     elif (run_dir / "latest.pt").exists():
-        raise UserError(f"run {run_dir} already has checkpoints; pass --continue_train to resume it, "
-                        f"or choose a new --name (delete the folder to start over)")
+        raise UserError(
+            f"run {run_dir} already has checkpoints; pass --continue_train to resume it, "
+            f"or choose a new --name (delete the folder to start over)"
+        )
 
     seed_everything(opt.seed)
     dataset = create_dataset(opt)
@@ -91,8 +102,10 @@ def train(opt: argparse.Namespace) -> Path:
         check_architecture(checkpoint["architecture"], model.architecture(), checkpoint_path(run_dir, opt.epoch))
         model.load_training_state(checkpoint["state"])
         restore_rng_state(checkpoint["rng"])
-        print(f"resuming {opt.name} at epoch {progress['epoch']}, batch {progress['batch']} "
-              f"({progress['total_iters']} images seen), lr {model.current_lr():.7f}")
+        print(
+            f"resuming {opt.name} at epoch {progress['epoch']}, batch {progress['batch']} "
+            f"({progress['total_iters']} images seen), lr {model.current_lr():.7f}"
+        )
     save_options(opt, run_dir, "train")
     print(format_options(opt) if opt.verbose else f"options saved to {run_dir / 'train_opt.txt'}")
     visualizer = TrainingVisualizer(opt, run_dir, progress["total_iters"] if checkpoint is not None else None)
@@ -106,8 +119,14 @@ def train(opt: argparse.Namespace) -> Path:
         model.on_epoch_start(epoch)
         model.set_mode(True)
         loader = create_dataloader(dataset, opt, epoch=epoch, start_batch=start_batch)
-        bar = tqdm(total=len(dataset), initial=min(len(dataset), start_batch * opt.batch_size), unit="img",
-                   desc=f"epoch {epoch}/{last_epoch}", disable=opt.no_progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(dataset),
+            initial=min(len(dataset), start_batch * opt.batch_size),
+            unit="img",
+            desc=f"epoch {epoch}/{last_epoch}",
+            disable=opt.no_progress,
+            dynamic_ncols=True,
+        )
         started, images_this_epoch = time.time(), 0
         for batch_index, batch in enumerate(loader, start=start_batch + 1):
             model.set_input(batch)
@@ -118,20 +137,28 @@ def train(opt: argparse.Namespace) -> Path:
             bar.update(size)
             if crossed(before, total_iters, opt.print_freq):
                 seconds = (time.time() - started) / images_this_epoch
-                line = visualizer.log_losses(epoch=epoch, epoch_progress=batch_index / batches_per_epoch,
-                                             total_iters=total_iters, losses=losses, lr=model.current_lr(),
-                                             seconds_per_image=seconds)
+                line = visualizer.log_losses(
+                    epoch=epoch,
+                    epoch_progress=batch_index / batches_per_epoch,
+                    total_iters=total_iters,
+                    losses=losses,
+                    lr=model.current_lr(),
+                    seconds_per_image=seconds,
+                )
                 bar.write(line) if opt.no_progress else bar.set_postfix_str(line.split(") ", 1)[-1][:80])
             if crossed(before, total_iters, opt.display_freq):
                 visualizer.display(model.current_visuals(), epoch)
             out_of_budget = budget_spent(opt, run_started, total_iters)
             if (crossed(before, total_iters, opt.save_latest_freq) or out_of_budget) and batch_index < batches_per_epoch:
-                save_checkpoint(run_dir / "latest.pt", model, opt,
-                                {"epoch": epoch, "batch": batch_index, "total_iters": total_iters})
+                save_checkpoint(
+                    run_dir / "latest.pt", model, opt, {"epoch": epoch, "batch": batch_index, "total_iters": total_iters}
+                )
             if out_of_budget and batch_index < batches_per_epoch:
                 bar.close()
-                print(f"stopping at {out_of_budget} (epoch {epoch}, batch {batch_index}, {total_iters} images); "
-                      f"resume with --continue_train")
+                print(
+                    f"stopping at {out_of_budget} (epoch {epoch}, batch {batch_index}, {total_iters} images); "
+                    f"resume with --continue_train"
+                )
                 return run_dir
         bar.close()
         model.update_learning_rate()
@@ -142,8 +169,10 @@ def train(opt: argparse.Namespace) -> Path:
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
             save_checkpoint(run_dir / f"epoch_{epoch}.pt", model, opt, done)
         visualizer.save_loss_curve()
-        print(f"end of epoch {epoch}/{last_epoch}: {time.time() - started:.1f}s, "
-              f"{total_iters} images seen, lr now {model.current_lr():.7f}")
+        print(
+            f"end of epoch {epoch}/{last_epoch}: {time.time() - started:.1f}s, "
+            f"{total_iters} images seen, lr now {model.current_lr():.7f}"
+        )
         out_of_budget = budget_spent(opt, run_started, total_iters)
         if out_of_budget and epoch < last_epoch:
             print(f"stopping at {out_of_budget} after epoch {epoch}; resume with --continue_train")
@@ -155,8 +184,9 @@ def train(opt: argparse.Namespace) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(lambda: train(parse_train_options(argv)),
-                   interrupted_hint="resume with --continue_train (the last checkpoint is intact)")
+    return run_cli(
+        lambda: train(parse_train_options(argv)), interrupted_hint="resume with --continue_train (the last checkpoint is intact)"
+    )
 
 
 if __name__ == "__main__":

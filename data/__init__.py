@@ -33,5 +33,14 @@ def resolve_dataroot(opt: argparse.Namespace) -> None:
     opt.dataroot = str(root / "testA") if opt.dataset_mode == "single" else str(root)
 
 
-__all__ = ["AlignedDataset", "EpochSampler", "SingleDataset", "UnalignedDataset", "available_datasets",
-           "create_dataloader", "create_dataset", "register_dataset", "resolve_dataroot"]
+__all__ = [
+    "AlignedDataset",
+    "EpochSampler",
+    "SingleDataset",
+    "UnalignedDataset",
+    "available_datasets",
+    "create_dataloader",
+    "create_dataset",
+    "register_dataset",
+    "resolve_dataroot",
+]

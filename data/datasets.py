@@ -116,13 +116,14 @@ class UnalignedDataset(_BaseDataset):
         missing = [str(f) for f in folders.values() if not f.is_dir()]
         if missing:
             found = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-            raise UserError(f"missing folder(s) {', '.join(missing)} under --dataroot {self.root} "
-                            f"(found: {found or 'nothing'}).\nExpected layout: {hint}")
+            raise UserError(
+                f"missing folder(s) {', '.join(missing)} under --dataroot {self.root} "
+                f"(found: {found or 'nothing'}).\nExpected layout: {hint}"
+            )
         if opt.direction == "BtoA":
             folders = {"A": folders["B"], "B": folders["A"]}
         self.sides = {
-            side: _Sample(folder, list_images(folder, opt.max_dataset_size, hint),
-                          opt.input_nc if side == "A" else opt.output_nc)
+            side: _Sample(folder, list_images(folder, opt.max_dataset_size, hint), opt.input_nc if side == "A" else opt.output_nc)
             for side, folder in folders.items()
         }
 
@@ -169,8 +170,10 @@ class AlignedDataset(_BaseDataset):
         pair = load_rgb(path)
         w, h = pair.size
         if w < 2:
-            raise UserError(f"{path} is {w}x{h}; aligned data needs A and B side by side. "
-                            f"Expected layout: {self.layout.format(phase=self.opt.phase)}")
+            raise UserError(
+                f"{path} is {w}x{h}; aligned data needs A and B side by side. "
+                f"Expected layout: {self.layout.format(phase=self.opt.phase)}"
+            )
         halves = {"A": pair.crop((0, 0, w // 2, h)), "B": pair.crop((w // 2, 0, 2 * (w // 2), h))}
         if self.opt.direction == "BtoA":
             halves = {"A": halves["B"], "B": halves["A"]}
@@ -181,8 +184,14 @@ class AlignedDataset(_BaseDataset):
             image = apply_geometry(half, params)
             mask = None if masks[side] is None else apply_geometry(masks[side], params, is_mask=True)
             channels = self.opt.input_nc if side == "A" else self.opt.output_nc
-            sample.update({side: image_to_tensor(image, channels), f"{side}_mask": mask_to_tensor(mask, image.size),
-                           f"{side}_has_mask": mask is not None, f"{side}_paths": str(path)})
+            sample.update(
+                {
+                    side: image_to_tensor(image, channels),
+                    f"{side}_mask": mask_to_tensor(mask, image.size),
+                    f"{side}_has_mask": mask is not None,
+                    f"{side}_paths": str(path),
+                }
+            )
         return sample
 
     def _masks(self, path: Path, pair_size: tuple[int, int], half_size: tuple[int, int]) -> dict[str, Any]:
@@ -233,20 +242,27 @@ class EpochSampler(Sampler):
             order = torch.randperm(self.length, generator=generator).tolist()
         else:
             order = list(range(self.length))
-        for index in order[self.start:]:
+        for index in order[self.start :]:
             yield self.epoch, index
 
     def __len__(self) -> int:
         return max(0, self.length - self.start)
 
 
-def create_dataloader(dataset: Dataset, opt: argparse.Namespace, *, epoch: int = 1, start_batch: int = 0,
-                      shuffle: bool | None = None) -> torch.utils.data.DataLoader:
+def create_dataloader(
+    dataset: Dataset, opt: argparse.Namespace, *, epoch: int = 1, start_batch: int = 0, shuffle: bool | None = None
+) -> torch.utils.data.DataLoader:
     """A loader over one epoch of ``dataset``, starting after ``start_batch`` batches."""
     shuffle = (not opt.serial_batches) if shuffle is None else shuffle
     sampler = EpochSampler(len(dataset), shuffle, opt.seed, epoch, start_batch * opt.batch_size)
     # The loader's own generator keeps it from drawing on the global torch RNG, which a
     # resumed run must find exactly as the checkpoint left it.
     generator = torch.Generator().manual_seed(opt.seed * 1_000_003 + epoch)
-    return torch.utils.data.DataLoader(dataset, batch_size=opt.batch_size, sampler=sampler, generator=generator,
-                                       num_workers=opt.num_threads, pin_memory=torch.cuda.is_available())
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=opt.batch_size,
+        sampler=sampler,
+        generator=generator,
+        num_workers=opt.num_threads,
+        pin_memory=torch.cuda.is_available(),
+    )

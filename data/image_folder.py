@@ -27,10 +27,7 @@ def list_images(folder: Path, max_count: float = float("inf"), layout_hint: str 
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist.{hint}")
     paths = sorted(
-        Path(root) / name
-        for root, _dirs, names in os.walk(folder, followlinks=True)
-        for name in names
-        if is_image_file(name)
+        Path(root) / name for root, _dirs, names in os.walk(folder, followlinks=True) for name in names if is_image_file(name)
     )
     if not paths:
         raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}.{hint}")

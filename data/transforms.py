@@ -31,8 +31,9 @@ def _multiple_of(value: int, base: int = 4) -> int:
     return max(base, int(round(value / base) * base))
 
 
-def sample_geometry(opt: argparse.Namespace, size: tuple[int, int], rng: np.random.Generator,
-                    allow_flip: bool = True) -> GeometryParams:
+def sample_geometry(
+    opt: argparse.Namespace, size: tuple[int, int], rng: np.random.Generator, allow_flip: bool = True
+) -> GeometryParams:
     """Draw the geometric transform for an image of ``size`` = (w, h) under ``--preprocess``."""
     w, h = size
     mode = opt.preprocess
@@ -52,8 +53,9 @@ def sample_geometry(opt: argparse.Namespace, size: tuple[int, int], rng: np.rand
     if "crop" in mode:
         side = opt.crop_size
         if side > min(new_w, new_h):
-            raise ValueError(f"--crop_size {side} is larger than the resized image {new_w}x{new_h}; "
-                             f"lower --crop_size or raise --load_size")
+            raise ValueError(
+                f"--crop_size {side} is larger than the resized image {new_w}x{new_h}; lower --crop_size or raise --load_size"
+            )
         crop = (int(rng.integers(0, new_w - side + 1)), int(rng.integers(0, new_h - side + 1)), side)
     flip = allow_flip and not opt.no_flip and bool(rng.random() < 0.5)
     return GeometryParams((new_w, new_h), crop, flip)

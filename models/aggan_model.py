@@ -36,8 +36,9 @@ class AGGANModel(AttentionCycleModel):
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser.set_defaults(norm="batch", no_dropout=True, dataset_mode="unaligned", load_size=256, crop_size=256)
         if is_train:
-            add_attention_options(parser, lambda_gan=0.5, lambda_pixel=1.0, lambda_tv=1e-6, curriculum=True,
-                                  attention_D=True, d_head="pooled")
+            add_attention_options(
+                parser, lambda_gan=0.5, lambda_pixel=1.0, lambda_tv=1e-6, curriculum=True, attention_D=True, d_head="pooled"
+            )
             # After the options exist: argparse lets explicit add_argument defaults win over earlier set_defaults.
             parser.set_defaults(lr=0.0001, n_epochs=100, n_epochs_decay=100, lambda_identity=0.0)
         return parser

@@ -104,11 +104,15 @@ class AttentionMonitor:
         messages = []
         for name, values in self.values.items():
             if values and max(values) < self.low:
-                messages.append(f"{name} attention stayed near 0 all epoch (max batch mean {max(values):.4f}): "
-                                f"the generator copies its input; consider a lower --lambda_pixel or --lambda_identity")
+                messages.append(
+                    f"{name} attention stayed near 0 all epoch (max batch mean {max(values):.4f}): "
+                    f"the generator copies its input; consider a lower --lambda_pixel or --lambda_identity"
+                )
             elif values and min(values) > self.high:
-                messages.append(f"{name} attention stayed near 1 all epoch (min batch mean {min(values):.4f}): "
-                                f"the whole image is repainted; consider --lambda_tv or a higher --lambda_pixel")
+                messages.append(
+                    f"{name} attention stayed near 1 all epoch (min batch mean {min(values):.4f}): "
+                    f"the whole image is repainted; consider --lambda_tv or a higher --lambda_pixel"
+                )
         self.values = {}
         return messages
 
@@ -136,8 +140,15 @@ class AttentionGeneratorI(nn.Module):
     (the paper's; the released AGGAN code omits the tanh); fused with Eq. (1).
     """
 
-    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "batch",
-                 use_dropout: bool = False, n_blocks: int = 9) -> None:
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        ngf: int = 64,
+        norm: str = "batch",
+        use_dropout: bool = False,
+        n_blocks: int = 9,
+    ) -> None:
         super().__init__()
         self.encoder = networks.resnet_encoder(input_nc, ngf, norm, n_blocks, use_dropout)
         self.decoder = networks.resnet_decoder(1 + output_nc, ngf, norm, final_activation=nn.Identity())
@@ -157,8 +168,16 @@ class AttentionGeneratorII(nn.Module):
     so its weights convert one-to-one (see ``models/attentiongan_model.py``).
     """
 
-    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
-                 use_dropout: bool = False, n_blocks: int = 9, n_masks: int = 10) -> None:
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        ngf: int = 64,
+        norm: str = "instance",
+        use_dropout: bool = False,
+        n_blocks: int = 9,
+        n_masks: int = 10,
+    ) -> None:
         super().__init__()
         if n_masks < 2:
             raise ValueError("scheme II needs n >= 2 attention masks (n-1 foreground + 1 background)")
@@ -187,11 +206,18 @@ class PooledDiscriminator(nn.Module):
         layers: list[nn.Module] = []
         channels = input_nc
         for i, width in enumerate((ndf, ndf * 2, ndf * 4, ndf * 8)):
-            layers += [nn.Conv2d(channels, width, 4, stride=2, padding=1), norm_layer(width) if i else nn.Identity(),
-                       nn.LeakyReLU(0.2, True)]
+            layers += [
+                nn.Conv2d(channels, width, 4, stride=2, padding=1),
+                norm_layer(width) if i else nn.Identity(),
+                nn.LeakyReLU(0.2, True),
+            ]
             channels = width
-        layers += [nn.Conv2d(channels, ndf * 8, 4, stride=1, padding=1), nn.LeakyReLU(0.2, True),
-                   nn.AdaptiveAvgPool2d(1), nn.Conv2d(ndf * 8, 1, 1)]
+        layers += [
+            nn.Conv2d(channels, ndf * 8, 4, stride=1, padding=1),
+            nn.LeakyReLU(0.2, True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(ndf * 8, 1, 1),
+        ]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

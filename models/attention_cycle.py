@@ -41,8 +41,16 @@ def add_switch(group: argparse._ArgumentGroup, name: str, default: bool, help_te
     group.set_defaults(**{name: default})
 
 
-def add_attention_options(parser: argparse.ArgumentParser, *, lambda_gan: float, lambda_pixel: float, lambda_tv: float,
-                          curriculum: bool, attention_D: bool, d_head: str) -> None:
+def add_attention_options(
+    parser: argparse.ArgumentParser,
+    *,
+    lambda_gan: float,
+    lambda_pixel: float,
+    lambda_tv: float,
+    curriculum: bool,
+    attention_D: bool,
+    d_head: str,
+) -> None:
     """Options of Eq. (9) and of the attention-guided discriminator, with a model's defaults."""
     add_cycle_loss_options(parser)
     g = parser.add_argument_group("attention losses (Eq. 9)")
@@ -54,11 +62,21 @@ def add_attention_options(parser: argparse.ArgumentParser, *, lambda_gan: float,
     g.add_argument("--r_early", type=float, default=0.01, help="r during the curriculum epochs")
     g.add_argument("--r_late", type=float, default=0.5, help="r after them")
     add_switch(g, "attention_D", attention_D, "add attention-guided discriminators judging [mask, image] pairs")
-    g.add_argument("--d_head", type=str, default=d_head, choices=("pooled", "patch"),
-                   help="pooled: one score per image (AGGAN paper); patch: the --netD PatchGAN")
-    g.add_argument("--real_pair_mask", type=str, default="fake", choices=("fake", "own"),
-                   help="mask paired with a real image for the attention-guided D: fake = the mask of the "
-                        "translation being judged (the papers' [M_y, y]); own = the other generator's mask on that real image")
+    g.add_argument(
+        "--d_head",
+        type=str,
+        default=d_head,
+        choices=("pooled", "patch"),
+        help="pooled: one score per image (AGGAN paper); patch: the --netD PatchGAN",
+    )
+    g.add_argument(
+        "--real_pair_mask",
+        type=str,
+        default="fake",
+        choices=("fake", "own"),
+        help="mask paired with a real image for the attention-guided D: fake = the mask of the "
+        "translation being judged (the papers' [M_y, y]); own = the other generator's mask on that real image",
+    )
 
 
 class AttentionCycleModel(BaseModel):
@@ -113,20 +131,23 @@ class AttentionCycleModel(BaseModel):
     def generator_terms(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """``(reconstruction terms, adversarial terms)`` of Eq. (9), each already weighted by its lambda."""
         opt, l1 = self.opt, torch.nn.functional.l1_loss
-        recon = {"cycle_A": opt.lambda_A * l1(self.rec_A, self.real_A),
-                 "cycle_B": opt.lambda_B * l1(self.rec_B, self.real_B)}
+        recon = {"cycle_A": opt.lambda_A * l1(self.rec_A, self.real_A), "cycle_B": opt.lambda_B * l1(self.rec_B, self.real_B)}
         if opt.lambda_pixel > 0:
             recon["pixel"] = opt.lambda_pixel * (l1(self.fake_B, self.real_A) + l1(self.fake_A, self.real_B))
         if opt.lambda_identity > 0:
             recon["idt_A"] = opt.lambda_identity * opt.lambda_B * l1(self.networks["G_A"](self.real_B).image, self.real_B)
             recon["idt_B"] = opt.lambda_identity * opt.lambda_A * l1(self.networks["G_B"](self.real_A).image, self.real_A)
-        adversarial = {"G_A": opt.lambda_gan * self.gan_loss(self.networks["D_A"](self.fake_B), True),
-                       "G_B": opt.lambda_gan * self.gan_loss(self.networks["D_B"](self.fake_A), True)}
+        adversarial = {
+            "G_A": opt.lambda_gan * self.gan_loss(self.networks["D_A"](self.fake_B), True),
+            "G_B": opt.lambda_gan * self.gan_loss(self.networks["D_B"](self.fake_A), True),
+        }
         if opt.attention_D:
             adversarial["G_AA"] = opt.lambda_gan * self.gan_loss(
-                self.networks["D_AA"](mask_image_pair(self.att_A, self.fake_B)), True)
+                self.networks["D_AA"](mask_image_pair(self.att_A, self.fake_B)), True
+            )
             adversarial["G_BA"] = opt.lambda_gan * self.gan_loss(
-                self.networks["D_BA"](mask_image_pair(self.att_B, self.fake_A)), True)
+                self.networks["D_BA"](mask_image_pair(self.att_B, self.fake_A)), True
+            )
         if opt.lambda_tv > 0:
             adversarial["tv"] = opt.lambda_tv * (tv_loss(self.att_A) + tv_loss(self.att_B))
         return recon, adversarial
@@ -146,14 +167,18 @@ class AttentionCycleModel(BaseModel):
         pooled_A = self.fake_A_pool.query(torch.cat([self.fake_A, self.att_B], 1))
         fake_B, mask_A = pooled_B[:, :channels_B], pooled_B[:, channels_B:]
         fake_A, mask_B = pooled_A[:, :channels_A], pooled_A[:, channels_A:]
-        losses = {"D_A": self._discriminator_loss("D_A", self.real_B, fake_B),
-                  "D_B": self._discriminator_loss("D_B", self.real_A, fake_A)}
+        losses = {
+            "D_A": self._discriminator_loss("D_A", self.real_B, fake_B),
+            "D_B": self._discriminator_loss("D_B", self.real_A, fake_A),
+        }
         if self.opt.attention_D:
             real_mask_B, real_mask_A = self.real_pair_masks()
-            losses["D_AA"] = self._discriminator_loss("D_AA", mask_image_pair(real_mask_B, self.real_B),
-                                                      mask_image_pair(mask_A, fake_B))
-            losses["D_BA"] = self._discriminator_loss("D_BA", mask_image_pair(real_mask_A, self.real_A),
-                                                      mask_image_pair(mask_B, fake_A))
+            losses["D_AA"] = self._discriminator_loss(
+                "D_AA", mask_image_pair(real_mask_B, self.real_B), mask_image_pair(mask_A, fake_B)
+            )
+            losses["D_BA"] = self._discriminator_loss(
+                "D_BA", mask_image_pair(real_mask_A, self.real_A), mask_image_pair(mask_B, fake_A)
+            )
         return losses
 
     def real_pair_masks(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,8 +219,10 @@ class AttentionCycleModel(BaseModel):
     # ------------------------------------------------------------------ pictures
     def current_visuals(self) -> dict[str, Visual]:
         visuals: dict[str, Visual] = {}
-        for side, real, fake, rec, out in (("A", self.real_A, self.fake_B, self.rec_A, self.out_A),
-                                           ("B", self.real_B, self.fake_A, self.rec_B, self.out_B)):
+        for side, real, fake, rec, out in (
+            ("A", self.real_A, self.fake_B, self.rec_A, self.out_A),
+            ("B", self.real_B, self.fake_A, self.rec_B, self.out_B),
+        ):
             other = "B" if side == "A" else "A"
             visuals[f"real_{side}"] = Visual(real, side, "real")
             visuals[f"fake_{other}"] = Visual(fake, side, "fake")

@@ -48,11 +48,16 @@ class AttentionGANModel(AttentionCycleModel):
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser.set_defaults(no_dropout=True, dataset_mode="unaligned")
         parser.add_argument("--scheme", type=str, default="II", choices=("I", "II"), help="attention-guided generation scheme")
-        parser.add_argument("--n_attention", type=int, default=10,
-                            help="scheme II: n attention masks (n-1 foreground + background) and n-1 content images")
+        parser.add_argument(
+            "--n_attention",
+            type=int,
+            default=10,
+            help="scheme II: n attention masks (n-1 foreground + background) and n-1 content images",
+        )
         if is_train:
-            add_attention_options(parser, lambda_gan=1.0, lambda_pixel=0.0, lambda_tv=0.0, curriculum=False,
-                                  attention_D=False, d_head="patch")
+            add_attention_options(
+                parser, lambda_gan=1.0, lambda_pixel=0.0, lambda_tv=0.0, curriculum=False, attention_D=False, d_head="patch"
+            )
         return parser
 
     def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
@@ -60,8 +65,7 @@ class AttentionGANModel(AttentionCycleModel):
         n_blocks = 6 if opt.netG == "resnet_6blocks" else 9
         if opt.scheme == "I":
             return AttentionGeneratorI(input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout, n_blocks)
-        return AttentionGeneratorII(input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout, n_blocks,
-                                    n_masks=opt.n_attention)
+        return AttentionGeneratorII(input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout, n_blocks, n_masks=opt.n_attention)
 
     def intermediate_visuals(self, side: str, out: AttentionOutput) -> dict[str, Visual]:
         if self.opt.scheme == "I":
@@ -69,7 +73,7 @@ class AttentionGANModel(AttentionCycleModel):
         n = out.masks.shape[1]
         visuals = {f"background_{side}": Visual(out.masks[:, -1:], side, "mask")}
         for i in range(n - 1):
-            visuals[f"mask{i + 1}_{side}"] = Visual(out.masks[:, i:i + 1], side, "mask")
+            visuals[f"mask{i + 1}_{side}"] = Visual(out.masks[:, i : i + 1], side, "mask")
         for i in range(n - 1):
             visuals[f"content{i + 1}_{side}"] = Visual(out.contents[:, i], side, "content")
         return visuals
@@ -77,9 +81,14 @@ class AttentionGANModel(AttentionCycleModel):
 
 # ------------------------------------------------------------------ the authors' released weights
 _RELEASED_ENCODER = {"conv1": "encoder.1", "conv2": "encoder.4", "conv3": "encoder.7"}
-_RELEASED_DECODERS = {"deconv1_content": "content_decoder.0", "deconv2_content": "content_decoder.3",
-                      "deconv3_content": "content_decoder.7", "deconv1_attention": "attention_decoder.0",
-                      "deconv2_attention": "attention_decoder.3", "deconv3_attention": "attention_decoder.6"}
+_RELEASED_DECODERS = {
+    "deconv1_content": "content_decoder.0",
+    "deconv2_content": "content_decoder.3",
+    "deconv3_content": "content_decoder.7",
+    "deconv1_attention": "attention_decoder.0",
+    "deconv2_attention": "attention_decoder.3",
+    "deconv3_attention": "attention_decoder.6",
+}
 _RELEASED_BLOCK = re.compile(r"resnet_blocks\.(\d+)\.conv([12])\.(weight|bias)$")
 
 
@@ -114,6 +123,9 @@ def convert_released_generator(released: dict[str, torch.Tensor]) -> dict[str, t
 def released_generator_options(released: dict[str, torch.Tensor]) -> dict[str, int]:
     """``ngf``, ``n_blocks`` and ``n_attention`` read off a released state_dict's shapes."""
     n_blocks = len({m.group(1) for key in released if (m := _RELEASED_BLOCK.match(key))})
-    return {"ngf": int(released["conv1.weight"].shape[0]), "n_blocks": n_blocks,
-            "n_attention": int(released["deconv3_attention.weight"].shape[0]),
-            "input_nc": int(released["conv1.weight"].shape[1])}
+    return {
+        "ngf": int(released["conv1.weight"].shape[0]),
+        "n_blocks": n_blocks,
+        "n_attention": int(released["deconv3_attention.weight"].shape[0]),
+        "input_nc": int(released["conv1.weight"].shape[1]),
+    }

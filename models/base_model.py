@@ -62,10 +62,13 @@ class BaseModel:
             self.train_only.add(name)
         return net
 
-    def add_optimizer(self, name: str, params: Any, lr: float | None = None, betas: tuple[float, float] | None = None) -> torch.optim.Optimizer:
+    def add_optimizer(
+        self, name: str, params: Any, lr: float | None = None, betas: tuple[float, float] | None = None
+    ) -> torch.optim.Optimizer:
         """Register an Adam optimiser with ``--lr``/``--beta1`` unless given."""
-        optimizer = torch.optim.Adam(params, lr=self.opt.lr if lr is None else lr,
-                                     betas=(self.opt.beta1, 0.999) if betas is None else betas)
+        optimizer = torch.optim.Adam(
+            params, lr=self.opt.lr if lr is None else lr, betas=(self.opt.beta1, 0.999) if betas is None else betas
+        )
         self.optimizers[name] = optimizer
         return optimizer
 
@@ -80,8 +83,13 @@ class BaseModel:
         opt = self.opt
         for name, optimizer in self.optimizers.items():
             self.schedulers[name] = networks.make_scheduler(
-                optimizer, opt.lr_policy, epoch_count=opt.epoch_count, n_epochs=opt.n_epochs,
-                n_epochs_decay=opt.n_epochs_decay, lr_decay_iters=opt.lr_decay_iters)
+                optimizer,
+                opt.lr_policy,
+                epoch_count=opt.epoch_count,
+                n_epochs=opt.n_epochs,
+                n_epochs_decay=opt.n_epochs_decay,
+                lr_decay_iters=opt.lr_decay_iters,
+            )
 
     # ------------------------------------------------------------------ the training contract
     def set_input(self, batch: dict[str, Any]) -> None:

@@ -40,8 +40,12 @@ class CycleGANModel(BaseModel):
         for name, (in_nc, out_nc) in {"G_A": (opt.input_nc, opt.output_nc), "G_B": (opt.output_nc, opt.input_nc)}.items():
             self.add_network(name, networks.define_generator(opt.netG, in_nc, out_nc, opt.ngf, opt.norm, not opt.no_dropout))
         if self.is_train:
-            self.add_network("D_A", networks.define_discriminator(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm), train_only=True)
-            self.add_network("D_B", networks.define_discriminator(opt.netD, opt.input_nc, opt.ndf, opt.n_layers_D, opt.norm), train_only=True)
+            self.add_network(
+                "D_A", networks.define_discriminator(opt.netD, opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm), train_only=True
+            )
+            self.add_network(
+                "D_B", networks.define_discriminator(opt.netD, opt.input_nc, opt.ndf, opt.n_layers_D, opt.norm), train_only=True
+            )
             self.fake_A_pool, self.fake_B_pool = self.add_pool("fake_A"), self.add_pool("fake_B")
             self.gan_loss = networks.GANLoss(opt.gan_mode).to(device)
             self.l1 = torch.nn.L1Loss()
@@ -87,8 +91,12 @@ class CycleGANModel(BaseModel):
         networks.set_requires_grad(discriminators, True)
         self.optimizers["D"].zero_grad()
         d_losses = {
-            "D_A": discriminator_loss(self.networks["D_A"], self.gan_loss, self.real_B, self.fake_B_pool.query(self.fake_B), self.opt),
-            "D_B": discriminator_loss(self.networks["D_B"], self.gan_loss, self.real_A, self.fake_A_pool.query(self.fake_A), self.opt),
+            "D_A": discriminator_loss(
+                self.networks["D_A"], self.gan_loss, self.real_B, self.fake_B_pool.query(self.fake_B), self.opt
+            ),
+            "D_B": discriminator_loss(
+                self.networks["D_B"], self.gan_loss, self.real_A, self.fake_A_pool.query(self.fake_A), self.opt
+            ),
         }
         sum(d_losses.values()).backward()
         self.optimizers["D"].step()
@@ -109,12 +117,17 @@ def add_cycle_loss_options(parser: argparse.ArgumentParser) -> None:
     """Cycle and identity weights, shared by CycleGAN and the attention models built on it."""
     parser.add_argument("--lambda_A", type=float, default=10.0, help="weight of the cycle loss A -> B -> A")
     parser.add_argument("--lambda_B", type=float, default=10.0, help="weight of the cycle loss B -> A -> B")
-    parser.add_argument("--lambda_identity", type=float, default=0.5,
-                        help="identity loss weight, relative to lambda_A/B (0.5: identity weighs half the cycle); 0 disables it")
+    parser.add_argument(
+        "--lambda_identity",
+        type=float,
+        default=0.5,
+        help="identity loss weight, relative to lambda_A/B (0.5: identity weighs half the cycle); 0 disables it",
+    )
 
 
-def discriminator_loss(netD: torch.nn.Module, gan_loss: networks.GANLoss, real: torch.Tensor, fake: torch.Tensor,
-                       opt: argparse.Namespace) -> torch.Tensor:
+def discriminator_loss(
+    netD: torch.nn.Module, gan_loss: networks.GANLoss, real: torch.Tensor, fake: torch.Tensor, opt: argparse.Namespace
+) -> torch.Tensor:
     """``0.5 * (GAN(D(real), 1) + GAN(D(fake), 0))``, plus the gradient penalty for wgangp."""
     loss = 0.5 * (gan_loss(netD(real), True) + gan_loss(netD(fake.detach()), False))
     if opt.gan_mode == "wgangp":

@@ -95,8 +95,9 @@ class ResnetBlock(nn.Module):
         return x + self.body(x)
 
 
-def resnet_encoder(input_nc: int, ngf: int, norm: str, n_blocks: int, use_dropout: bool,
-                   n_downsampling: int = 2) -> nn.Sequential:
+def resnet_encoder(
+    input_nc: int, ngf: int, norm: str, n_blocks: int, use_dropout: bool, n_downsampling: int = 2
+) -> nn.Sequential:
     """``c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf)``: the shared front of ResNet generators."""
     norm_layer = norm_layer_factory(norm)
     bias = uses_bias(norm)
@@ -118,8 +119,9 @@ def resnet_encoder(input_nc: int, ngf: int, norm: str, n_blocks: int, use_dropou
     return nn.Sequential(*layers)
 
 
-def resnet_decoder(output_nc: int, ngf: int, norm: str, n_upsampling: int = 2,
-                   final_activation: nn.Module | None = None) -> nn.Sequential:
+def resnet_decoder(
+    output_nc: int, ngf: int, norm: str, n_upsampling: int = 2, final_activation: nn.Module | None = None
+) -> nn.Sequential:
     """``u(2ngf), u(ngf), c7s1-output_nc``; tanh by default, as images live in [-1, 1]."""
     norm_layer = norm_layer_factory(norm)
     bias = uses_bias(norm)
@@ -139,8 +141,15 @@ def resnet_decoder(output_nc: int, ngf: int, norm: str, n_upsampling: int = 2,
 class ResnetGenerator(nn.Module):
     """CycleGAN's generator: ``c7s1-64, d128, d256, n x R256, u128, u64, c7s1-3``."""
 
-    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
-                 use_dropout: bool = False, n_blocks: int = 9) -> None:
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        ngf: int = 64,
+        norm: str = "instance",
+        use_dropout: bool = False,
+        n_blocks: int = 9,
+    ) -> None:
         super().__init__()
         self.encoder = resnet_encoder(input_nc, ngf, norm, n_blocks, use_dropout)
         self.decoder = resnet_decoder(output_nc, ngf, norm)
@@ -152,9 +161,17 @@ class ResnetGenerator(nn.Module):
 class UnetBlock(nn.Module):
     """One level of the U-Net: down, the inner levels, up, and a skip concatenation."""
 
-    def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None,
-                 submodule: nn.Module | None = None, outermost: bool = False, innermost: bool = False,
-                 norm: str = "batch", use_dropout: bool = False) -> None:
+    def __init__(
+        self,
+        outer_nc: int,
+        inner_nc: int,
+        input_nc: int | None = None,
+        submodule: nn.Module | None = None,
+        outermost: bool = False,
+        innermost: bool = False,
+        norm: str = "batch",
+        use_dropout: bool = False,
+    ) -> None:
         super().__init__()
         self.outermost = outermost
         norm_layer = norm_layer_factory(norm)
@@ -184,8 +201,15 @@ class UnetBlock(nn.Module):
 class UnetGenerator(nn.Module):
     """pix2pix's U-Net: ``num_downs`` halvings, so the input side must be a multiple of 2**num_downs."""
 
-    def __init__(self, input_nc: int = 3, output_nc: int = 3, num_downs: int = 8, ngf: int = 64,
-                 norm: str = "batch", use_dropout: bool = False) -> None:
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "batch",
+        use_dropout: bool = False,
+    ) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError("a U-Net needs at least 5 downsamplings (unet_32)")
@@ -207,8 +231,7 @@ class UnetGenerator(nn.Module):
         return self.model(x)
 
 
-def define_generator(netG: str, input_nc: int, output_nc: int, ngf: int, norm: str,
-                     use_dropout: bool) -> nn.Module:
+def define_generator(netG: str, input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:
     """Build the generator named by ``--netG`` (``resnet_Nblocks`` or ``unet_S``)."""
     resnet = re.fullmatch(r"resnet_(\d+)blocks", netG)
     if resnet:
@@ -224,8 +247,9 @@ def define_generator(netG: str, input_nc: int, output_nc: int, ngf: int, norm: s
 class NLayerDiscriminator(nn.Module):
     """PatchGAN: ``C64-C128-C256-C512`` then a 1-channel conv; 70x70 receptive field at n_layers=3."""
 
-    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
-                 spectral_norm: bool = False) -> None:
+    def __init__(
+        self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance", spectral_norm: bool = False
+    ) -> None:
         super().__init__()
         norm_layer = norm_layer_factory(norm)
         bias = uses_bias(norm)
@@ -324,8 +348,9 @@ def set_requires_grad(nets: list[nn.Module] | nn.Module, requires_grad: bool) ->
 
 
 # --------------------------------------------------------------------------- schedules
-def make_scheduler(optimizer: torch.optim.Optimizer, policy: str, *, epoch_count: int, n_epochs: int,
-                   n_epochs_decay: int, lr_decay_iters: int) -> lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, policy: str, *, epoch_count: int, n_epochs: int, n_epochs_decay: int, lr_decay_iters: int
+) -> lr_scheduler.LRScheduler | lr_scheduler.ReduceLROnPlateau:
     """The ``--lr_policy`` schedule, stepped once per epoch.
 
     ``linear`` keeps the rate for ``n_epochs`` and decays it linearly to zero over the
@@ -334,8 +359,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, policy: str, *, epoch_count
     ``n_epochs``.
     """
     if policy == "linear":
+
         def linear_factor(epoch: int) -> float:
             return 1.0 - max(0, epoch + epoch_count - n_epochs) / float(n_epochs_decay + 1)
+
         return lr_scheduler.LambdaLR(optimizer, lr_lambda=linear_factor)
     if policy == "step":
         return lr_scheduler.StepLR(optimizer, step_size=lr_decay_iters, gamma=0.1)

@@ -33,9 +33,15 @@ class Pix2PixModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
         super().__init__(opt, device)
-        self.add_network("G", networks.define_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout))
+        self.add_network(
+            "G", networks.define_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout)
+        )
         if self.is_train:
-            self.add_network("D", networks.define_discriminator(opt.netD, opt.input_nc + opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm), train_only=True)
+            self.add_network(
+                "D",
+                networks.define_discriminator(opt.netD, opt.input_nc + opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm),
+                train_only=True,
+            )
             self.fake_pool = self.add_pool("fake_AB")
             self.gan_loss = networks.GANLoss(opt.gan_mode).to(device)
             self.add_optimizer("G", self.networks["G"].parameters())

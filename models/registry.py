@@ -48,9 +48,7 @@ def get_model_class(name: str) -> type[BaseModel]:
     try:
         return _MODELS[name]
     except KeyError:
-        raise UnknownModelError(
-            f"unknown model {name!r}; known models: {', '.join(available_models())}"
-        ) from None
+        raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(available_models())}") from None
 
 
 def create_model(name: str, opt: Any, device: Any) -> BaseModel:

@@ -26,18 +26,25 @@ class TestModel(BaseModel):
         if is_train:
             parser.error("--model test is for test.py only (it translates one folder with a trained generator)")
         parser.set_defaults(dataset_mode="single", no_dropout=True)
-        parser.add_argument("--model_suffix", type=str, default="",
-                            help="network to load from the checkpoint, e.g. G_B; default: G_A for AtoB, G_B for BtoA, or G")
+        parser.add_argument(
+            "--model_suffix",
+            type=str,
+            default="",
+            help="network to load from the checkpoint, e.g. G_B; default: G_A for AtoB, G_B for BtoA, or G",
+        )
         return parser
 
     def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
         super().__init__(opt, device)
-        self.add_network("G", networks.define_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout))
+        self.add_network(
+            "G", networks.define_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout)
+        )
 
     def load_networks(self, saved: dict[str, dict[str, torch.Tensor]], names: list[str]) -> None:
         """Load the chosen generator of the training run into ``G``."""
-        candidates = [self.opt.model_suffix] if self.opt.model_suffix else (
-            ["G_A", "G"] if self.opt.direction == "AtoB" else ["G_B", "G"])
+        candidates = (
+            [self.opt.model_suffix] if self.opt.model_suffix else (["G_A", "G"] if self.opt.direction == "AtoB" else ["G_B", "G"])
+        )
         for candidate in candidates:
             if candidate in saved:
                 self.networks["G"].load_state_dict(saved[candidate])

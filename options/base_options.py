@@ -26,10 +26,18 @@ from util.errors import UserError
 def add_base_options(parser: argparse.ArgumentParser) -> None:
     """Options every script needs: data, run name, devices, architecture."""
     g = parser.add_argument_group("basic")
-    g.add_argument("--dataroot", type=str, default=None,
-                   help="dataset folder (trainA/, trainB/, ...); default: the built-in synthetic dataset, generated on first use")
-    g.add_argument("--name", type=str, default="experiment_name", help="run name: checkpoints and results go in folders of this name")
-    g.add_argument("--gpu_ids", type=str, default="0", help="GPU ids, e.g. 0 or 0,1; -1 for CPU (CPU is used when CUDA is absent)")
+    g.add_argument(
+        "--dataroot",
+        type=str,
+        default=None,
+        help="dataset folder (trainA/, trainB/, ...); default: the built-in synthetic dataset, generated on first use",
+    )
+    g.add_argument(
+        "--name", type=str, default="experiment_name", help="run name: checkpoints and results go in folders of this name"
+    )
+    g.add_argument(
+        "--gpu_ids", type=str, default="0", help="GPU ids, e.g. 0 or 0,1; -1 for CPU (CPU is used when CUDA is absent)"
+    )
     g.add_argument("--checkpoints_dir", type=str, default="./checkpoints", help="where runs are saved")
     g.add_argument("--seed", type=int, default=0, help="seed for weights, data order, augmentation and image pools")
 
@@ -39,8 +47,13 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--output_nc", type=int, default=3, help="output image channels: 3 RGB, 1 grayscale")
     g.add_argument("--ngf", type=int, default=64, help="generator filters in the last conv layer")
     g.add_argument("--ndf", type=int, default=64, help="discriminator filters in the first conv layer")
-    g.add_argument("--netD", type=str, default="basic", choices=networks.DISCRIMINATORS,
-                   help="discriminator: basic = 70x70 PatchGAN, n_layers = PatchGAN with --n_layers_D, pixel = 1x1 PatchGAN")
+    g.add_argument(
+        "--netD",
+        type=str,
+        default="basic",
+        choices=networks.DISCRIMINATORS,
+        help="discriminator: basic = 70x70 PatchGAN, n_layers = PatchGAN with --n_layers_D, pixel = 1x1 PatchGAN",
+    )
     g.add_argument("--netG", type=str, default="resnet_9blocks", choices=networks.GENERATORS, help="generator architecture")
     g.add_argument("--n_layers_D", type=int, default=3, help="layers of the n_layers discriminator")
     g.add_argument("--norm", type=str, default="instance", choices=networks.NORM_TYPES, help="normalisation layer")
@@ -49,12 +62,21 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
 
     g = parser.add_argument_group("data")
-    g.add_argument("--dataset_mode", type=str, default="unaligned", choices=available_datasets(),
-                   help="unaligned (trainA/trainB), aligned (A|B side by side) or single (one folder)")
+    g.add_argument(
+        "--dataset_mode",
+        type=str,
+        default="unaligned",
+        choices=available_datasets(),
+        help="unaligned (trainA/trainB), aligned (A|B side by side) or single (one folder)",
+    )
     g.add_argument("--direction", type=str, default="AtoB", choices=("AtoB", "BtoA"), help="translation direction")
     g.add_argument("--serial_batches", action="store_true", help="take images in order instead of shuffled")
-    g.add_argument("--num_threads", type=int, default=min(4, os.cpu_count() or 1),
-                   help="data loading worker processes (0: load in the main process)")
+    g.add_argument(
+        "--num_threads",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="data loading worker processes (0: load in the main process)",
+    )
     g.add_argument("--batch_size", type=int, default=1, help="input batch size")
     g.add_argument("--load_size", type=int, default=286, help="scale images to this size")
     g.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
@@ -73,7 +95,9 @@ def build_parser(is_train: bool, add_phase_options, argv: Sequence[str]) -> argp
     """The full parser for ``argv``: base options, phase options, then the model's own."""
     parser = argparse.ArgumentParser(
         description="Attention-guided unpaired image-to-image translation: " + ("training" if is_train else "testing"),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False)
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        add_help=False,
+    )
     add_base_options(parser)
     add_phase_options(parser)
     known, _ = parser.parse_known_args(argv)
@@ -98,8 +122,10 @@ def select_device(gpu_ids: list[int]) -> torch.device:
         if len(gpu_ids) > 1:
             print(f"note: training uses one GPU; --gpu_ids {gpu_ids} -> cuda:{gpu_ids[0]}", file=sys.stderr)
         if gpu_ids[0] >= torch.cuda.device_count():
-            raise UserError(f"--gpu_ids {gpu_ids[0]}: only {torch.cuda.device_count()} CUDA device(s) present; "
-                            f"use an id below that, or -1 for CPU")
+            raise UserError(
+                f"--gpu_ids {gpu_ids[0]}: only {torch.cuda.device_count()} CUDA device(s) present; "
+                f"use an id below that, or -1 for CPU"
+            )
         torch.cuda.set_device(gpu_ids[0])
         return torch.device(f"cuda:{gpu_ids[0]}")
     return torch.device("cpu")

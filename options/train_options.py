@@ -22,12 +22,20 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no_progress", action="store_true", help="no progress bars (e.g. in log files)")
 
     g = parser.add_argument_group("checkpoints")
-    g.add_argument("--save_latest_freq", type=int, default=5000, help="also save the latest checkpoint every N images (mid-epoch)")
+    g.add_argument(
+        "--save_latest_freq", type=int, default=5000, help="also save the latest checkpoint every N images (mid-epoch)"
+    )
     g.add_argument("--save_epoch_freq", type=int, default=5, help="keep a checkpoint every N epochs")
     g.add_argument("--continue_train", action="store_true", help="resume exactly from the checkpoint chosen by --epoch")
-    g.add_argument("--epoch_count", type=int, default=1, help="number of the first epoch (ignored on --continue_train: the checkpoint knows)")
-    g.add_argument("--time_limit", type=float, default=0, help="stop after this many minutes, saving a resumable checkpoint (0: no limit)")
-    g.add_argument("--max_iters", type=int, default=0, help="stop after this many training images in total, resumably (0: no limit)")
+    g.add_argument(
+        "--epoch_count", type=int, default=1, help="number of the first epoch (ignored on --continue_train: the checkpoint knows)"
+    )
+    g.add_argument(
+        "--time_limit", type=float, default=0, help="stop after this many minutes, saving a resumable checkpoint (0: no limit)"
+    )
+    g.add_argument(
+        "--max_iters", type=int, default=0, help="stop after this many training images in total, resumably (0: no limit)"
+    )
     g.add_argument("--phase", type=str, default="train", help="train, val, test, ...: which data folders to read")
 
     g = parser.add_argument_group("optimisation")

@@ -43,11 +43,37 @@ def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> d
     size = ["--load_size", str(args.size + args.size // 8), "--crop_size", str(args.size)]
     network = [] if args.full_network else CPU_NETWORK
     run_dir = Path(args.checkpoints_dir) / name
-    train = [sys.executable, "train.py", "--model", model, "--name", name, "--dataroot", str(args.dataroot),
-             "--checkpoints_dir", str(args.checkpoints_dir), "--max_dataset_size", str(args.epoch_size),
-             "--n_epochs", str(args.n_epochs), "--n_epochs_decay", str(args.n_epochs_decay), "--display_id", "0",
-             "--print_freq", "100", "--display_freq", "500", "--save_epoch_freq", "1000", "--gpu_ids", args.gpu_ids,
-             *size, *network, *extra]
+    train = [
+        sys.executable,
+        "train.py",
+        "--model",
+        model,
+        "--name",
+        name,
+        "--dataroot",
+        str(args.dataroot),
+        "--checkpoints_dir",
+        str(args.checkpoints_dir),
+        "--max_dataset_size",
+        str(args.epoch_size),
+        "--n_epochs",
+        str(args.n_epochs),
+        "--n_epochs_decay",
+        str(args.n_epochs_decay),
+        "--display_id",
+        "0",
+        "--print_freq",
+        "100",
+        "--display_freq",
+        "500",
+        "--save_epoch_freq",
+        "1000",
+        "--gpu_ids",
+        args.gpu_ids,
+        *size,
+        *network,
+        *extra,
+    ]
     if args.max_iters:
         train += ["--max_iters", str(args.max_iters)]
     if args.minutes:
@@ -58,9 +84,29 @@ def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> d
     run(train)
     train_seconds = time.time() - started
     test_crop = ["--crop_size", str(args.size)]
-    run([sys.executable, "test.py", "--model", model, "--name", name, "--dataroot", str(args.dataroot),
-         "--checkpoints_dir", str(args.checkpoints_dir), "--results_dir", str(args.results_dir), "--num_test", "0",
-         "--gpu_ids", args.gpu_ids, *test_crop, *network, "--no_progress"])
+    run(
+        [
+            sys.executable,
+            "test.py",
+            "--model",
+            model,
+            "--name",
+            name,
+            "--dataroot",
+            str(args.dataroot),
+            "--checkpoints_dir",
+            str(args.checkpoints_dir),
+            "--results_dir",
+            str(args.results_dir),
+            "--num_test",
+            "0",
+            "--gpu_ids",
+            args.gpu_ids,
+            *test_crop,
+            *network,
+            "--no_progress",
+        ]
+    )
     result_dir = Path(args.results_dir) / name / "test_latest"
     run([sys.executable, "scripts/evaluate.py", "--results", str(result_dir), "--no_inception"])
     metrics = json.loads((result_dir / "metrics.json").read_text())
@@ -70,7 +116,7 @@ def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> d
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", default=["cycle_gan", "aggan", "attentiongan"], help="models to compare")
@@ -103,8 +149,10 @@ def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> s
     """A markdown table of the offline measures per model and direction."""
     from util.report import offline_summary_table
 
-    header = (f"Synthetic dataset {args.dataroot} ({args.size} px); {args.max_iters or '-'} training images per model"
-              f"{'' if args.full_network else ' (ngf/ndf 16, resnet_6blocks)'}; extra options: {' '.join(extra) or 'none'}\n\n")
+    header = (
+        f"Synthetic dataset {args.dataroot} ({args.size} px); {args.max_iters or '-'} training images per model"
+        f"{'' if args.full_network else ' (ngf/ndf 16, resnet_6blocks)'}; extra options: {' '.join(extra) or 'none'}\n\n"
+    )
     return header + offline_summary_table(rows) + "\n"
 
 

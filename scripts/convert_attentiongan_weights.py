@@ -44,13 +44,28 @@ def convert(g_a: Path, g_b: Path, out: Path, name: str) -> Path:
         networks = {key: convert_released_generator(state) for key, state in released.items()}
     except KeyError as err:
         raise UserError(str(err)) from None
-    architecture = {"netG": "resnet_9blocks" if shapes["n_blocks"] == 9 else f"resnet_{shapes['n_blocks']}blocks",
-                    "ngf": shapes["ngf"], "norm": "instance", "no_dropout": True, "input_nc": shapes["input_nc"],
-                    "output_nc": shapes["input_nc"], "scheme": "II", "n_attention": shapes["n_attention"]}
-    atomic_save({"format_version": FORMAT_VERSION, "model": "attentiongan", "architecture": architecture,
-                 "options": {"name": name, "converted_from": [str(g_a), str(g_b)]},
-                 "progress": {"epoch": 1, "batch": 0, "total_iters": 0},
-                 "state": {"networks": networks}, "rng": None}, out)
+    architecture = {
+        "netG": "resnet_9blocks" if shapes["n_blocks"] == 9 else f"resnet_{shapes['n_blocks']}blocks",
+        "ngf": shapes["ngf"],
+        "norm": "instance",
+        "no_dropout": True,
+        "input_nc": shapes["input_nc"],
+        "output_nc": shapes["input_nc"],
+        "scheme": "II",
+        "n_attention": shapes["n_attention"],
+    }
+    atomic_save(
+        {
+            "format_version": FORMAT_VERSION,
+            "model": "attentiongan",
+            "architecture": architecture,
+            "options": {"name": name, "converted_from": [str(g_a), str(g_b)]},
+            "progress": {"epoch": 1, "batch": 0, "total_iters": 0},
+            "state": {"networks": networks},
+            "rng": None,
+        },
+        out,
+    )
     return out
 
 
@@ -68,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {out}; test with: python test.py --name {args.name} --model attentiongan --checkpoints_dir {args.checkpoints_dir}")
+    print(
+        f"wrote {out}; test with: python test.py --name {args.name} --model attentiongan --checkpoints_dir {args.checkpoints_dir}"
+    )
     return 0
 
 

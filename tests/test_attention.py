@@ -54,7 +54,7 @@ def test_scheme_ii_masks_are_a_softmax_over_n_channels_with_background_last():
     logits = net.attention_decoder(net.encoder(x))
     assert torch.allclose(out.masks, torch.softmax(logits, 1))
     assert torch.allclose(out.foreground, 1 - out.masks[:, -1:])
-    by_hand = sum(out.contents[:, i] * out.masks[:, i:i + 1] for i in range(4)) + x * out.masks[:, 4:5]
+    by_hand = sum(out.contents[:, i] * out.masks[:, i : i + 1] for i in range(4)) + x * out.masks[:, 4:5]
     assert torch.allclose(out.image, by_hand, atol=1e-6)
 
 
@@ -77,8 +77,9 @@ def test_attention_guided_discriminator_sees_the_mask_image_pair():
     pair = mask_image_pair(torch.full((2, 1, 4, 4), 0.3), torch.full((2, 3, 4, 4), -0.5))
     assert pair.shape == (2, 4, 4, 4) and torch.all(pair[:, 0] == 0.3) and torch.all(pair[:, 1:] == -0.5)
 
-    opt = parse_train_options(["--model", "aggan", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4",
-                               "--netG", "resnet_6blocks", "--pool_size", "0"])
+    opt = parse_train_options(
+        ["--model", "aggan", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--pool_size", "0"]
+    )
     model = create_model("aggan", opt, torch.device("cpu"))
     model.setup()
     first_conv = next(m for m in model.networks["D_AA"].modules() if isinstance(m, nn.Conv2d))
@@ -165,15 +166,27 @@ class ReleasedGenerator(nn.Module):
         a = F.relu(F.instance_norm(self.deconv1_attention(h)))
         a = F.relu(F.instance_norm(self.deconv2_attention(a)))
         masks = torch.softmax(self.deconv3_attention(a), 1)
-        out = sum(contents[:, 3 * i:3 * i + 3] * masks[:, i:i + 1] for i in range(self.n - 1))
-        return out + x * masks[:, self.n - 1:self.n]
+        out = sum(contents[:, 3 * i : 3 * i + 3] * masks[:, i : i + 1] for i in range(self.n - 1))
+        return out + x * masks[:, self.n - 1 : self.n]
 
 
 def test_released_keys_match_the_documented_list():
     keys = set(ReleasedGenerator(ngf=4, n_blocks=9).state_dict())
-    expected = {f"{name}.{p}" for name in ("conv1", "conv2", "conv3", "deconv1_content", "deconv2_content",
-                                            "deconv3_content", "deconv1_attention", "deconv2_attention",
-                                            "deconv3_attention") for p in ("weight", "bias")}
+    expected = {
+        f"{name}.{p}"
+        for name in (
+            "conv1",
+            "conv2",
+            "conv3",
+            "deconv1_content",
+            "deconv2_content",
+            "deconv3_content",
+            "deconv1_attention",
+            "deconv2_attention",
+            "deconv3_attention",
+        )
+        for p in ("weight", "bias")
+    }
     expected |= {f"resnet_blocks.{i}.conv{j}.{p}" for i in range(9) for j in (1, 2) for p in ("weight", "bias")}
     assert keys == expected
     assert ReleasedGenerator().state_dict()["deconv3_content.weight"].shape == (27, 64, 7, 7)
@@ -197,50 +210,169 @@ def test_released_weights_convert_and_run_in_test_py(tmp_path):
     for side in ("A", "B"):
         torch.save(ReleasedGenerator(ngf=4).state_dict(), tmp_path / f"latest_net_G_{side}.pth")
     data = make_unaligned(tmp_path / "data", n_a=2, n_b=2, size=(32, 32), phases=("test",))
-    convert = subprocess.run([sys.executable, "scripts/convert_attentiongan_weights.py", "--G_A", str(tmp_path / "latest_net_G_A.pth"),
-                              "--G_B", str(tmp_path / "latest_net_G_B.pth"), "--name", "released",
-                              "--checkpoints_dir", str(tmp_path / "ckpt")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    convert = subprocess.run(
+        [
+            sys.executable,
+            "scripts/convert_attentiongan_weights.py",
+            "--G_A",
+            str(tmp_path / "latest_net_G_A.pth"),
+            "--G_B",
+            str(tmp_path / "latest_net_G_B.pth"),
+            "--name",
+            "released",
+            "--checkpoints_dir",
+            str(tmp_path / "ckpt"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert convert.returncode == 0, convert.stderr
-    test = subprocess.run([sys.executable, "test.py", "--dataroot", str(data), "--name", "released", "--model", "attentiongan",
-                           "--checkpoints_dir", str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"),
-                           "--gpu_ids", "-1", "--ngf", "4", "--crop_size", "32", "--no_progress"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    test = subprocess.run(
+        [
+            sys.executable,
+            "test.py",
+            "--dataroot",
+            str(data),
+            "--name",
+            "released",
+            "--model",
+            "attentiongan",
+            "--checkpoints_dir",
+            str(tmp_path / "ckpt"),
+            "--results_dir",
+            str(tmp_path / "res"),
+            "--gpu_ids",
+            "-1",
+            "--ngf",
+            "4",
+            "--crop_size",
+            "32",
+            "--no_progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert test.returncode == 0, test.stderr
     manifest = json.loads((tmp_path / "res" / "released" / "test_latest" / "results.json").read_text())
     assert manifest["rows"][0]["visuals"]["attention_A"]["kind"] == "attention"
-    wrong = subprocess.run([sys.executable, "test.py", "--dataroot", str(data), "--name", "released", "--model", "attentiongan",
-                            "--checkpoints_dir", str(tmp_path / "ckpt"), "--gpu_ids", "-1", "--crop_size", "32"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    wrong = subprocess.run(
+        [
+            sys.executable,
+            "test.py",
+            "--dataroot",
+            str(data),
+            "--name",
+            "released",
+            "--model",
+            "attentiongan",
+            "--checkpoints_dir",
+            str(tmp_path / "ckpt"),
+            "--gpu_ids",
+            "-1",
+            "--crop_size",
+            "32",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert wrong.returncode == 2 and "--ngf 4" in wrong.stderr
 
 
 # --------------------------------------------------------------------------- train, resume, test
-ATTENTION_VISUALS = {"aggan": ["attention_A", "content_A", "attention_B"],
-                     "attentiongan": ["attention_A", "background_A", "mask1_A", "content9_A", "attention_B"]}
+ATTENTION_VISUALS = {
+    "aggan": ["attention_A", "content_A", "attention_B"],
+    "attentiongan": ["attention_A", "background_A", "mask1_A", "content9_A", "attention_B"],
+}
 
 
 @pytest.mark.parametrize("model", ["aggan", "attentiongan"])
 def test_train_resume_and_test_show_attention_maps(tmp_path, model):
     data = make_unaligned(tmp_path / "data", n_a=3, n_b=3, size=(40, 36))
-    common = ["--dataroot", str(data), "--checkpoints_dir", str(tmp_path / "ckpt"), "--name", model, "--model", model,
-              "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--load_size", "36",
-              "--crop_size", "32", "--num_threads", "0", "--display_id", "0", "--no_progress", "--print_freq", "1",
-              "--display_freq", "3", "--n_epochs_decay", "0"]
+    common = [
+        "--dataroot",
+        str(data),
+        "--checkpoints_dir",
+        str(tmp_path / "ckpt"),
+        "--name",
+        model,
+        "--model",
+        model,
+        "--gpu_ids",
+        "-1",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--netG",
+        "resnet_6blocks",
+        "--load_size",
+        "36",
+        "--crop_size",
+        "32",
+        "--num_threads",
+        "0",
+        "--display_id",
+        "0",
+        "--no_progress",
+        "--print_freq",
+        "1",
+        "--display_freq",
+        "3",
+        "--n_epochs_decay",
+        "0",
+    ]
     if model == "attentiongan":
         common += ["--attention_D", "--lambda_tv", "1e-6", "--lambda_pixel", "1", "--curriculum"]
-    first = subprocess.run([sys.executable, "train.py", *common, "--n_epochs", "1"], cwd=ROOT, capture_output=True, text=True,
-                           timeout=600)
+    first = subprocess.run(
+        [sys.executable, "train.py", *common, "--n_epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert first.returncode == 0, first.stderr[-3000:]
-    resumed = subprocess.run([sys.executable, "train.py", *common, "--n_epochs", "2", "--continue_train"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [sys.executable, "train.py", *common, "--n_epochs", "2", "--continue_train"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stdout and "at epoch 2, batch 0" in resumed.stdout
     log = [json.loads(line) for line in (tmp_path / "ckpt" / model / "loss_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 1, 1, 2, 2, 2] and all(0 <= r["losses"]["mean_att_A"] <= 1 for r in log)
-    test = subprocess.run([sys.executable, "test.py", "--dataroot", str(data), "--name", model, "--model", model,
-                           "--checkpoints_dir", str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"),
-                           "--gpu_ids", "-1", "--ngf", "4", "--netG", "resnet_6blocks", "--crop_size", "32", "--no_progress"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    test = subprocess.run(
+        [
+            sys.executable,
+            "test.py",
+            "--dataroot",
+            str(data),
+            "--name",
+            model,
+            "--model",
+            model,
+            "--checkpoints_dir",
+            str(tmp_path / "ckpt"),
+            "--results_dir",
+            str(tmp_path / "res"),
+            "--gpu_ids",
+            "-1",
+            "--ngf",
+            "4",
+            "--netG",
+            "resnet_6blocks",
+            "--crop_size",
+            "32",
+            "--no_progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert test.returncode == 0, test.stderr[-3000:]
     page = tmp_path / "res" / model / "test_latest" / "index.html"
     html = page.read_text()

@@ -19,10 +19,41 @@ import torch
 
 from tests.conftest import ROOT, make_unaligned
 
-TRAIN = ["--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--load_size", "72",
-         "--crop_size", "64", "--num_threads", "0", "--display_id", "0", "--no_progress", "--batch_size", "2",
-         "--n_epochs", "2", "--n_epochs_decay", "2", "--print_freq", "2", "--display_freq", "4",
-         "--save_latest_freq", "2", "--save_epoch_freq", "2", "--pool_size", "3"]
+TRAIN = [
+    "--gpu_ids",
+    "-1",
+    "--ngf",
+    "4",
+    "--ndf",
+    "4",
+    "--netG",
+    "resnet_6blocks",
+    "--load_size",
+    "72",
+    "--crop_size",
+    "64",
+    "--num_threads",
+    "0",
+    "--display_id",
+    "0",
+    "--no_progress",
+    "--batch_size",
+    "2",
+    "--n_epochs",
+    "2",
+    "--n_epochs_decay",
+    "2",
+    "--print_freq",
+    "2",
+    "--display_freq",
+    "4",
+    "--save_latest_freq",
+    "2",
+    "--save_epoch_freq",
+    "2",
+    "--pool_size",
+    "3",
+]
 
 
 def run(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -37,8 +68,14 @@ def progress_of(path: Path) -> dict:
 
 def start_and_kill(args: list[str], checkpoint: Path, min_images: int) -> int:
     """Start train.py and SIGKILL it once its latest checkpoint has seen ``min_images``."""
-    process = subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     try:
         while time.time() < deadline and process.poll() is None:
@@ -65,8 +102,14 @@ def runs(tmp_path_factory) -> dict:
     killed_code = start_and_kill(["--name", "resumed", *common], tmp / "ckpt" / "resumed" / "latest.pt", min_images=8)
     at_kill = progress_of(tmp / "ckpt" / "resumed" / "latest.pt")
     resumed = run("train.py", "--name", "resumed", "--continue_train", *common)
-    return {"tmp": tmp, "data": data, "common": common, "killed_code": killed_code, "at_kill": at_kill,
-            "resume_stdout": resumed.stdout}
+    return {
+        "tmp": tmp,
+        "data": data,
+        "common": common,
+        "killed_code": killed_code,
+        "at_kill": at_kill,
+        "resume_stdout": resumed.stdout,
+    }
 
 
 def test_the_interrupted_run_was_really_killed_part_way(runs):
@@ -94,14 +137,18 @@ def test_resumed_run_ends_exactly_where_the_uninterrupted_one_does(runs):
         for key, value in weights.items():
             assert torch.equal(value, resumed["state"]["networks"][net][key]), (net, key)
     for name in reference["state"]["optimizers"]:
-        assert reference["state"]["optimizers"][name]["param_groups"][0]["lr"] == \
-            resumed["state"]["optimizers"][name]["param_groups"][0]["lr"]
+        assert (
+            reference["state"]["optimizers"][name]["param_groups"][0]["lr"]
+            == resumed["state"]["optimizers"][name]["param_groups"][0]["lr"]
+        )
 
 
 def test_loss_curve_continues_without_duplicates(runs):
     ckpt = runs["tmp"] / "ckpt"
-    records = {name: [json.loads(l) for l in (ckpt / name / "loss_log.jsonl").read_text().splitlines()]
-               for name in ("reference", "resumed")}
+    records = {
+        name: [json.loads(l) for l in (ckpt / name / "loss_log.jsonl").read_text().splitlines()]
+        for name in ("reference", "resumed")
+    }
     assert [r["total_iters"] for r in records["resumed"]] == [r["total_iters"] for r in records["reference"]]
     for ref, res in zip(records["reference"], records["resumed"]):
         assert ref["losses"] == pytest.approx(res["losses"], rel=1e-6, abs=1e-7)
@@ -126,9 +173,30 @@ def test_training_page_lists_images_that_exist(runs):
 
 def test_test_script_writes_the_result_page(runs):
     tmp = runs["tmp"]
-    result = run("test.py", "--dataroot", str(runs["data"]), "--name", "resumed", "--checkpoints_dir", str(tmp / "ckpt"),
-                 "--results_dir", str(tmp / "results"), "--gpu_ids", "-1", "--ngf", "4", "--netG", "resnet_6blocks",
-                 "--crop_size", "64", "--batch_size", "2", "--num_test", "0", "--no_progress")
+    result = run(
+        "test.py",
+        "--dataroot",
+        str(runs["data"]),
+        "--name",
+        "resumed",
+        "--checkpoints_dir",
+        str(tmp / "ckpt"),
+        "--results_dir",
+        str(tmp / "results"),
+        "--gpu_ids",
+        "-1",
+        "--ngf",
+        "4",
+        "--netG",
+        "resnet_6blocks",
+        "--crop_size",
+        "64",
+        "--batch_size",
+        "2",
+        "--num_test",
+        "0",
+        "--no_progress",
+    )
     page = tmp / "results" / "resumed" / "test_latest" / "index.html"
     assert str(page) in result.stdout
     manifest = json.loads((page.parent / "results.json").read_text())
@@ -161,24 +229,91 @@ def test_pages_load_every_image_in_chromium(runs):
 
 def test_architecture_mismatch_names_the_option(runs):
     tmp = runs["tmp"]
-    result = subprocess.run([sys.executable, "test.py", "--dataroot", str(runs["data"]), "--name", "reference",
-                             "--checkpoints_dir", str(tmp / "ckpt"), "--results_dir", str(tmp / "r2"), "--gpu_ids", "-1",
-                             "--ngf", "8", "--netG", "resnet_6blocks", "--crop_size", "64"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "test.py",
+            "--dataroot",
+            str(runs["data"]),
+            "--name",
+            "reference",
+            "--checkpoints_dir",
+            str(tmp / "ckpt"),
+            "--results_dir",
+            str(tmp / "r2"),
+            "--gpu_ids",
+            "-1",
+            "--ngf",
+            "8",
+            "--netG",
+            "resnet_6blocks",
+            "--crop_size",
+            "64",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert "--ngf 4" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_epoch_number_and_single_folder_translation(runs):
     tmp = runs["tmp"]
-    run("test.py", "--model", "test", "--dataroot", str(runs["data"] / "testA"), "--name", "reference", "--epoch", "2",
-        "--checkpoints_dir", str(tmp / "ckpt"), "--results_dir", str(tmp / "single"), "--gpu_ids", "-1", "--ngf", "4",
-        "--netG", "resnet_6blocks", "--crop_size", "64", "--no_progress")
+    run(
+        "test.py",
+        "--model",
+        "test",
+        "--dataroot",
+        str(runs["data"] / "testA"),
+        "--name",
+        "reference",
+        "--epoch",
+        "2",
+        "--checkpoints_dir",
+        str(tmp / "ckpt"),
+        "--results_dir",
+        str(tmp / "single"),
+        "--gpu_ids",
+        "-1",
+        "--ngf",
+        "4",
+        "--netG",
+        "resnet_6blocks",
+        "--crop_size",
+        "64",
+        "--no_progress",
+    )
     manifest = json.loads((tmp / "single" / "reference" / "test_2" / "results.json").read_text())
     assert len(manifest["rows"]) == 6 and list(manifest["rows"][0]["visuals"]) == ["real", "fake"]
 
 
 def test_a_new_run_refuses_to_overwrite_an_existing_one(runs):
-    result = subprocess.run([sys.executable, "train.py", "--name", "reference", *runs["common"]], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "train.py", "--name", "reference", *runs["common"]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2 and "--continue_train" in result.stderr
+
+
+def test_without_dataroot_the_built_in_dataset_is_generated_and_used(tmp_path):
+    from tests.conftest import FAST
+
+    common = [*FAST, "--name", "builtin", "--max_dataset_size", "4"]
+    train = subprocess.run([sys.executable, str(ROOT / "train.py"), *common, "--n_epochs", "1", "--n_epochs_decay", "0"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    root = tmp_path / "datasets" / "synthetic"
+    assert "built-in synthetic dataset" in train.stdout
+    assert (root / "synthetic.json").exists() and len(list((root / "trainA_mask").glob("*.png"))) == 1000
+    at = common.index("--display_id")
+    test_options = common[:at] + common[at + 2:]  # a training-only option
+    test = subprocess.run([sys.executable, str(ROOT / "test.py"), *test_options, "--num_test", "3"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert test.returncode == 0, test.stderr[-3000:]
+    manifest = json.loads((tmp_path / "results" / "builtin" / "test_latest" / "results.json").read_text())
+    assert len(manifest["rows"]) == 3 and Path(manifest["rows"][0]["paths"]["A"]).parent == (root / "testA").resolve()

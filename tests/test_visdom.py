@@ -276,3 +276,25 @@ def _wait_for_windows(driver: object, timeout: float) -> dict:
         time.sleep(0.2)
         state = driver.execute_script(probe)
     return state
+
+
+def test_train_script_sends_images_and_losses_to_the_server(visdom_server: VisdomServer, tmp_path: Path) -> None:
+    """A real train.py run with --display_id 1 fills the images and loss windows of its env."""
+    import sys
+
+    from tests.conftest import FAST, ROOT, make_unaligned
+
+    data = make_unaligned(tmp_path / "data", n_a=3, n_b=3)
+    args = [*FAST, "--display_id", "1", "--display_port", str(visdom_server.port), "--display_server", "http://127.0.0.1",
+            "--display_env", "train_run", "--dataroot", str(data), "--checkpoints_dir", str(tmp_path / "ckpt"),
+            "--name", "visdom_run", "--n_epochs", "1", "--n_epochs_decay", "0", "--print_freq", "1", "--display_freq", "2"]
+    result = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "VisdomUnavailable" not in result.stderr
+    display = make_display(visdom_server, "train_run")
+    windows = json.loads(display.client.get_window_data(None, env="train_run"))
+    assert len(windows) == 2
+    plots = [w for w in windows.values() if w["content"].get("data")]
+    assert len(plots) == 1
+    traces = {trace["name"]: trace for trace in plots[0]["content"]["data"]}
+    assert {"G_A", "D_A", "cycle_A"} <= set(traces) and len(traces["G_A"]["x"]) == 3

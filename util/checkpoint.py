@@ -84,15 +84,18 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         available = sorted(p.name for p in path.parent.glob("*.pt")) if path.parent.is_dir() else []
-        raise UserError(f"checkpoint {path} not found (available: {available or 'none'}); "
-                        f"check --name, --checkpoints_dir and --epoch")
+        raise UserError(
+            f"checkpoint {path} not found (available: {available or 'none'}); check --name, --checkpoints_dir and --epoch"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing to the user
         raise UserError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it may be corrupt") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{path} is not a checkpoint of this toolkit (format {FORMAT_VERSION}); "
-                        f"weights from other code bases need a conversion, see docs/")
+        raise UserError(
+            f"{path} is not a checkpoint of this toolkit (format {FORMAT_VERSION}); "
+            f"weights from other code bases need a conversion, see docs/"
+        )
     return state
 
 
@@ -100,5 +103,7 @@ def check_architecture(saved: dict[str, Any], current: dict[str, Any], path: Pat
     """Fail with the option that differs when a checkpoint does not fit the chosen architecture."""
     for key, value in current.items():
         if key in saved and saved[key] != value:
-            raise UserError(f"checkpoint {path} was trained with --{key} {saved[key]}, but this run uses "
-                            f"--{key} {value}; pass --{key} {saved[key]} to load it")
+            raise UserError(
+                f"checkpoint {path} was trained with --{key} {saved[key]}, but this run uses "
+                f"--{key} {value}; pass --{key} {saved[key]} to load it"
+            )

@@ -23,8 +23,9 @@ class HTMLPage:
             tags.meta(charset="utf-8")
             if refresh > 0:
                 tags.meta(http_equiv="refresh", content=str(refresh))
-            tags.style("body{font-family:sans-serif} td{text-align:center;vertical-align:top;padding:4px}"
-                       " p{margin:2px;font-size:13px}")
+            tags.style(
+                "body{font-family:sans-serif} td{text-align:center;vertical-align:top;padding:4px} p{margin:2px;font-size:13px}"
+            )
         with self.doc:
             tags.h2(title)
 

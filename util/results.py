@@ -24,8 +24,7 @@ MANIFEST = "results.json"
 class ResultWriter:
     """Accumulates translated batches into images, a page and a manifest."""
 
-    def __init__(self, result_dir: Path, title: str, meta: dict[str, Any], aspect_ratio: float = 1.0,
-                 width: int = 256) -> None:
+    def __init__(self, result_dir: Path, title: str, meta: dict[str, Any], aspect_ratio: float = 1.0, width: int = 256) -> None:
         self.result_dir = Path(result_dir)
         self.image_dir = self.result_dir / "images"
         self.image_dir.mkdir(parents=True, exist_ok=True)
@@ -38,7 +37,7 @@ class ResultWriter:
         if limit is not None:
             count = min(count, limit)
         for i in range(count):
-            paths = {side: batch[f"{side}_paths"][i] for side in "AB" if f"{side}_paths" in batch}
+            paths = {side: str(Path(batch[f"{side}_paths"][i]).resolve()) for side in "AB" if f"{side}_paths" in batch}
             row_id = f"{len(self.rows):05d}_{Path(paths.get('A', 'image')).stem}"
             row = {"id": row_id, "paths": paths, "visuals": {}}
             for name, visual in visuals.items():

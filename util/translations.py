@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from data.datasets import mask_folder
 from data.image_folder import find_mask, list_images
 from util.errors import UserError
@@ -248,8 +250,7 @@ def _mask_of(source_path: Path, folder: Path, aligned: bool, source_domain: str)
         return None
     if not aligned:
         return MaskRef(path)
-    from PIL import Image
-
+    # A mask as wide as the A|B pair holds one mask per half; a narrower one serves both halves.
     with Image.open(source_path) as pair:
         pair_width = pair.size[0]
     return MaskRef(path, "left" if source_domain == "A" else "right", pair_width)

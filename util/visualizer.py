@@ -49,8 +49,9 @@ class TrainingVisualizer:
         if opt.display_id > 0:
             from util.visdom_display import VisdomDisplay
 
-            self.visdom = VisdomDisplay(server=opt.display_server, port=opt.display_port, env=opt.display_env,
-                                        ncols=opt.display_ncols, title=opt.name)
+            self.visdom = VisdomDisplay(
+                server=opt.display_server, port=opt.display_port, env=opt.display_env, ncols=opt.display_ncols, title=opt.name
+            )
 
     def _read_records(self, resume_total_iters: int | None) -> list[dict[str, Any]]:
         """Earlier loss records; on resume, drop those logged after the checkpoint was written."""
@@ -63,16 +64,24 @@ class TrainingVisualizer:
         return kept
 
     # ------------------------------------------------------------------ losses
-    def log_losses(self, *, epoch: int, epoch_progress: float, total_iters: int, losses: dict[str, float],
-                   lr: float, seconds_per_image: float) -> str:
+    def log_losses(
+        self,
+        *,
+        epoch: int,
+        epoch_progress: float,
+        total_iters: int,
+        losses: dict[str, float],
+        lr: float,
+        seconds_per_image: float,
+    ) -> str:
         """Append one record to both logs (and the Visdom plot); return the text line."""
-        record = {"epoch": epoch, "progress": epoch - 1 + epoch_progress, "total_iters": total_iters, "lr": lr,
-                  "losses": losses}
+        record = {"epoch": epoch, "progress": epoch - 1 + epoch_progress, "total_iters": total_iters, "lr": lr, "losses": losses}
         self.records.append(record)
         with self.log_jsonl.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        line = (f"(epoch: {epoch}, iters: {total_iters}, lr: {lr:.7f}, time/img: {seconds_per_image:.3f}s) "
-                + " ".join(f"{name}: {value:.3f}" for name, value in losses.items()))
+        line = f"(epoch: {epoch}, iters: {total_iters}, lr: {lr:.7f}, time/img: {seconds_per_image:.3f}s) " + " ".join(
+            f"{name}: {value:.3f}" for name, value in losses.items()
+        )
         with self.log_txt.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
         if self.visdom is not None:
@@ -136,6 +145,7 @@ class TrainingVisualizer:
             page.add_images([("loss_curve.png", "loss curve")], width=640)
         for epoch in sorted(by_epoch, reverse=True):
             page.add_header(f"epoch [{epoch}]")
-            page.add_images([(f"images/epoch{epoch:03d}_{name}.png", name) for name in by_epoch[epoch]],
-                            width=self.opt.display_winsize)
+            page.add_images(
+                [(f"images/epoch{epoch:03d}_{name}.png", name) for name in by_epoch[epoch]], width=self.opt.display_winsize
+            )
         return page.save()

@@ -1,0 +1,46 @@
+"""Merge evaluated runs into one leaderboard: ``python scripts/compare.py results/a/test_latest results/b/test_latest``.
+
+Each folder needs the ``metrics.json`` of ``scripts/evaluate.py``. Writes ``leaderboard.md``,
+``leaderboard.html`` and a bar chart per measure into ``--out`` (default
+``./results/comparison``): one row per run, one column per measure and direction, the best
+value of each column marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# Running as `python scripts/compare.py` puts scripts/ on the path, not the repository root.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from util.errors import UserError, user_message  # noqa: E402
+from util.leaderboard import write_leaderboard  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("results", nargs="+", help="result folders, each evaluated by scripts/evaluate.py")
+    parser.add_argument("--out", default="./results/comparison", help="where to write the leaderboard")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        paths = write_leaderboard([Path(p) for p in args.results], Path(args.out))
+    except UserError as err:
+        print(f"error: {user_message(err)}", file=sys.stderr)
+        return 2
+    for path in paths.values():
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
