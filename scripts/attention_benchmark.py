@@ -146,14 +146,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> str:
-    """A markdown table of the offline measures per model and direction."""
-    from util.report import offline_summary_table
-
-    header = (
-        f"Synthetic dataset {args.dataroot} ({args.size} px); {args.max_iters or '-'} training images per model"
-        f"{'' if args.full_network else ' (ngf/ndf 16, resnet_6blocks)'}; extra options: {' '.join(extra) or 'none'}\n\n"
-    )
-    return header + offline_summary_table(rows) + "\n"
+    """A markdown table of the offline measures per model and direction (from each metrics.json)."""
+    network = "" if args.full_network else " (ngf/ndf 16, resnet_6blocks)"
+    lines = [f"Synthetic dataset {args.dataroot} ({args.size} px); {args.max_iters or '-'} training images per model"
+             f"{network}; extra train.py options: {' '.join(extra) or 'none'}", "",
+             "| model | direction | attention IoU | attention MAE | background PSNR (dB) | background L1 | foreground change (L1) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        for direction, m in row["directions"].items():
+            attention, background = m.get("attention") or {}, m.get("background") or {}
+            cells = [attention.get("iou_mean"), attention.get("mae_mean"), background.get("psnr_mean"),
+                     background.get("l1_mean"), background.get("foreground_l1_mean")]
+            text = ["-" if value is None else f"{value:.3f}" for value in cells]
+            lines.append(f"| {row['benchmark']['model']} | {direction} | " + " | ".join(text) + " |")
+    lines += ["", "Commands:", ""] + [f"    python {row['benchmark']['command']}" for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

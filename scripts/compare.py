@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from util.errors import UserError, user_message  # noqa: E402
+from util.errors import run_cli  # noqa: E402
 from util.leaderboard import write_leaderboard  # noqa: E402
 
 
@@ -30,16 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def compare(args: argparse.Namespace) -> None:
+    for path in write_leaderboard([Path(p) for p in args.results], Path(args.out)).values():
+        print(f"wrote {path}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        paths = write_leaderboard([Path(p) for p in args.results], Path(args.out))
-    except UserError as err:
-        print(f"error: {user_message(err)}", file=sys.stderr)
-        return 2
-    for path in paths.values():
-        print(f"wrote {path}")
-    return 0
+    return run_cli(lambda: compare(args))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from options.base_options import parse_gpu_ids, select_device  # noqa: E402
 from util.domain_classifier import load_domain_classifier  # noqa: E402
-from util.errors import UserError, user_message  # noqa: E402
+from util.errors import UserError, run_cli  # noqa: E402
 from util.eval_report import write_report  # noqa: E402
 from util.evaluation import UAIT_KID, KidProtocol, evaluate_run, inception_features  # noqa: E402
 from util.inception import InceptionWeightsMissing  # noqa: E402
@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier", default=None,
                         help="a domain classifier from scripts/train_domain_classifier.py (adds its measures)")
     parser.add_argument("--batch_size", type=int, default=50, help="images per feature batch")
-    parser.add_argument("--gpu_ids", type=parse_gpu_ids, default="0", help="GPU id for the networks; -1 for CPU (CPU when CUDA is absent)")
+    parser.add_argument("--gpu_ids", type=parse_gpu_ids, default="0",
+                        help="GPU id for the networks; -1 for CPU (CPU when CUDA is absent)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
     return parser
 
@@ -101,12 +102,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except UserError as err:
-        print(f"error: {user_message(err)}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: run(args))
 
 
 if __name__ == "__main__":

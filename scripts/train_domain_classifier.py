@@ -32,7 +32,7 @@ from data.image_folder import list_images, load_rgb  # noqa: E402
 from options.base_options import parse_gpu_ids, select_device  # noqa: E402
 from util.checkpoint import atomic_save  # noqa: E402
 from util.domain_classifier import DomainClassifier, classifier_checkpoint, prepare_images  # noqa: E402
-from util.errors import UserError, user_message  # noqa: E402
+from util.errors import UserError, run_cli  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,12 +170,7 @@ def train(args: argparse.Namespace) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        train(args)
-    except UserError as err:
-        print(f"error: {user_message(err)}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: train(args), "nothing was saved")
 
 
 if __name__ == "__main__":

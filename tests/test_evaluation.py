@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -58,9 +57,9 @@ class StandInFeatures:
 STAND_IN = DistributionFeatures(StandInFeatures(), "STAND-IN for tests: random projection of pooled pixels", None, False)
 
 
-def run_script(*args: str, env: dict | None = None, expect: int = 0) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == expect, result.stdout[-3000:] + result.stderr[-3000:]
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
@@ -163,12 +162,14 @@ def test_reports_are_written_and_label_stand_in_features(runs):
     assert_images_exist_and_load(folder / "evaluation.html")
 
 
-def test_classifier_and_offline_cli(runs):
+def test_classifier_and_offline_cli(runs, capsys):
+    from scripts.train_domain_classifier import main as train_classifier
+
     tmp, data = runs["tmp"], runs["data"]
     checkpoint = tmp / "classifier.pt"
-    trained = run_script("scripts/train_domain_classifier.py", "--dataroot", str(data), "--out", str(checkpoint),
-                         "--size", "32", "--epochs", "2", "--batch_size", "4", "--gpu_ids", "-1", "--no_progress")
-    assert "held-out accuracy on the test folders" in trained.stdout
+    assert train_classifier(["--dataroot", str(data), "--out", str(checkpoint), "--size", "32", "--epochs", "2",
+                             "--batch_size", "4", "--gpu_ids", "-1", "--no_progress"]) == 0
+    assert "held-out accuracy on the test folders" in capsys.readouterr().out
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
     assert saved["kind"] == "domain_classifier" and saved["format_version"] == 1
     assert 0 <= saved["accuracy"]["accuracy"] <= 1 and saved["architecture"]["input_size"] == 32
@@ -178,25 +179,31 @@ def test_classifier_and_offline_cli(runs):
                str(checkpoint), "--kid_protocol", "uait", "--gpu_ids", "-1", "--out", str(out), "--no_progress")
     result = json.loads((out / "metrics.json").read_text())
     assert result["meta"]["features"] is None and result["meta"]["classifier"]["path"] == str(checkpoint)
-    for entry in result["directions"].values():
+    for name, entry in result["directions"].items():
         assert entry["fid"] is None and entry["kid_x100"] is None
         assert any("--no_inception" in note for note in entry["notes"])
         assert 0 <= entry["classifier"]["target_fraction"] <= 1
         assert entry["classifier"]["feature_kid_x100"]["subset_size"] == 4
         assert "NOT Inception" in entry["classifier"]["feature_kid_note"]
-        assert entry["attention"]["mae_mean"] == pytest.approx(
-            runs["metrics"]["aggan"]["directions"][entry["source_domain"] + "to" + entry["target_domain"]]["attention"]["mae_mean"])
+        in_process = runs["metrics"]["aggan"]["directions"][name]
+        assert entry["attention"]["mae_mean"] == pytest.approx(in_process["attention"]["mae_mean"])
     assert "classifier-feature KID x100 (not Inception)" in (out / "metrics.md").read_text()
 
 
-def test_missing_inception_weights_exit_2_and_name_the_file(runs, tmp_path):
-    env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty_torch_home")}
-    result = run_script("scripts/evaluate.py", "--results", str(runs["results"]["aggan"]), "--out", str(tmp_path / "out"),
-                        "--gpu_ids", "-1", env=env, expect=2)
-    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
-    assert INCEPTION_WEIGHTS_FILENAME in result.stderr and "--inception_weights" in result.stderr
-    assert str(tmp_path / "empty_torch_home") in result.stderr and "--no_inception" in result.stderr
+def test_missing_inception_weights_exit_2_and_name_the_file(runs, tmp_path, monkeypatch, capsys):
+    """The real Inception path without weights: refuse (exit 2), never fall back to random weights."""
+    from scripts.evaluate import main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    assert main(["--results", str(runs["results"]["aggan"]), "--out", str(tmp_path / "out"), "--gpu_ids", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert INCEPTION_WEIGHTS_FILENAME in err and "--inception_weights" in err and "--no_inception" in err
+    assert str(tmp_path / "empty_torch_home" / "hub" / "checkpoints" / INCEPTION_WEIGHTS_FILENAME) in err
     assert not (tmp_path / "out" / "metrics.json").exists()
+    assert main(["--results", str(runs["results"]["aggan"]), "--inception_weights", str(tmp_path / "nope.pth"),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert str(tmp_path / "nope.pth") in capsys.readouterr().err
 
 
 def test_compare_builds_a_leaderboard(runs, tmp_path):
@@ -302,7 +309,8 @@ def test_paired_psnr_and_ssim_on_aligned_data(tmp_path):
         write_image(data / "test_mask" / f"p{i}.png", mask)  # one mask shared by both halves
         fake = np.clip(b.astype(int) + rng.integers(-20, 20, b.shape), 0, 255).astype(np.uint8)
         visuals = {}
-        for name, picture, source, kind in (("real_A", a, "A", "real"), ("fake_B", fake, "A", "fake"), ("real_B", b, "B", "real")):
+        pictures = (("real_A", a, "A", "real"), ("fake_B", fake, "A", "fake"), ("real_B", b, "B", "real"))
+        for name, picture, source, kind in pictures:
             write_image(folder / "images" / f"{i:05d}_p{i}_{name}.png", picture)
             visuals[name] = {"file": f"images/{i:05d}_p{i}_{name}.png", "source": source, "kind": kind}
         rows.append({"id": f"{i:05d}_p{i}", "paths": {"A": str(pair), "B": str(pair)}, "visuals": visuals})

@@ -75,8 +75,10 @@ def setup_lines(result: dict[str, Any]) -> list[str]:
              f"dataroot: {meta['dataroot']}; image size {size['width']}x{size['height']}",
              feature_line]
     if features is not None or classifier:
-        lines.append(f"KID: {kid['protocol']}, seed {meta['seed']}; effective subset sizes: "
-                     f"{kid.get('effective_subset_size') or 'n/a'}")
+        sizes = "; ".join(f"{d}: " + ", ".join(f"{k} {v}" for k, v in parts.items())
+                          for d, parts in (kid.get("effective_subset_size") or {}).items())
+        lines.append(f"KID: {kid['protocol']}, seed {meta['seed']}; effective subset sizes (capped by the set sizes): "
+                     f"{sizes or 'n/a'}")
     lines += [f"reference sets: {meta['real_sets']}", f"masks: {meta['masks']}"]
     if classifier:
         accuracy = classifier.get("accuracy") or {}

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 import torch
 from PIL import Image
 from tqdm import tqdm
@@ -265,12 +266,13 @@ class _FeatureCache:
 
     def __init__(self, size: tuple[int, int], batch_size: int, progress: bool) -> None:
         self.size, self.batch_size, self.progress = size, batch_size, progress
-        self.cache: dict[tuple[int, tuple[Path, ...]], np.ndarray] = {}
+        # Keyed by the extractor object itself (not its id), which also keeps it alive.
+        self.cache: dict[tuple[FeatureExtractor, tuple[Path, ...]], np.ndarray] = {}
 
     def real(self, extractor: FeatureExtractor, real_set: RealSet | None, desc: str) -> np.ndarray | None:
         if real_set is None:
             return None
-        key = (id(extractor), real_set.paths)
+        key = (extractor, real_set.paths)
         if key not in self.cache:
             self.cache[key] = features_of(real_set.paths, self.size, extractor, self.batch_size, desc, self.progress)
         return self.cache[key]
@@ -289,7 +291,10 @@ def distribution_measures(group: DirectionGroup, features: DistributionFeatures,
     source = cache.real(features.extractor, group.source_set, f"real {group.source_domain}")
     result: dict[str, Any] = {"fid": None}
     if target is not None and len(fake) >= 2 and len(target) >= 2:
-        result["fid"] = metrics.fid_from_features(fake, target)
+        with warnings.catch_warnings():
+            # Fewer images than dimensions make the covariances singular; the note below says so.
+            warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+            result["fid"] = metrics.fid_from_features(fake, target)
         if min(len(fake), len(target)) < fake.shape[1]:
             notes.append(f"FID from {len(fake)} translations and {len(target)} real images in {fake.shape[1]} dimensions: "
                          f"biased upwards at this size; prefer KID")
@@ -302,8 +307,9 @@ def distribution_measures(group: DirectionGroup, features: DistributionFeatures,
 
 
 def classifier_measures(group: DirectionGroup, model: DomainClassifier, cache: _FeatureCache,
-                        protocol: KidProtocol) -> dict[str, Any]:
+                        protocol: KidProtocol, extractor: ClassifierFeatures | None = None) -> dict[str, Any]:
     """Target-domain fraction by the domain classifier, and KID on its penultimate features."""
+    extractor = extractor or ClassifierFeatures(model)
     paths = [t.output_file for t in group.translations]
     probabilities = torch.cat([predict_proba(model, batch) for batch in image_batches(paths, cache.size, cache.batch_size)])
     # The classifier's logit is "domain B": flip it for translations towards A.
@@ -321,7 +327,6 @@ def classifier_measures(group: DirectionGroup, model: DomainClassifier, cache: _
         real_p = torch.cat(real)
         real_p_target = real_p if group.target_domain == "B" else 1.0 - real_p
         result["real_target_fraction"] = float((real_p_target > 0.5).float().mean())
-        extractor = ClassifierFeatures(model)
         fake = cache.fake(extractor, group, f"{group.name} classifier features")
         target = cache.real(extractor, group.target_set, f"real {group.target_domain} classifier features")
         result["feature_kid_x100"] = kid_measures(fake, target, None, protocol)["kid_x100"]
@@ -344,6 +349,7 @@ def evaluate_translations(run: RunTranslations, *, features: DistributionFeature
     with Image.open(first.output_file) as image:
         size = image.size
     cache = _FeatureCache(size, batch_size, progress)
+    classifier_features = ClassifierFeatures(classifier) if classifier is not None else None
     directions: dict[str, Any] = {}
     for name, group in run.groups.items():
         records = [image_measures(t, run.results_dir)
@@ -371,7 +377,8 @@ def evaluate_translations(run: RunTranslations, *, features: DistributionFeature
         else:
             notes.append("FID/KID skipped (--no_inception)")
         if classifier is not None:
-            entry["classifier"] = classifier_measures(group, classifier, cache, kid)
+            entry["classifier"] = classifier_measures(group, classifier, cache, kid, classifier_features)
+            notes += _classifier_dataset_notes(classifier_info, run.dataroot)
         entry["notes"] = notes
         entry["per_image"] = records
         directions[name] = entry
@@ -380,6 +387,15 @@ def evaluate_translations(run: RunTranslations, *, features: DistributionFeature
               "directions": directions}
     result["meta"]["kid"]["effective_subset_size"] = effective_subset_sizes(result)
     return result
+
+
+def _classifier_dataset_notes(info: dict[str, Any] | None, dataroot: Path) -> list[str]:
+    """A warning when the classifier learnt other folders than this dataset's (its A/B may mean something else)."""
+    domains = (info or {}).get("domains") or {}
+    trained_on = {Path(p).parent for p in domains.values()}
+    if trained_on and trained_on != {Path(dataroot).resolve()}:
+        return [f"the domain classifier was trained on {', '.join(map(str, sorted(trained_on)))}, not on this dataroot"]
+    return []
 
 
 def _meta(run: RunTranslations, size: tuple[int, int], kid: KidProtocol, features: DistributionFeatures | None,

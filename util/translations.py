@@ -144,6 +144,8 @@ class _DomainFolders:
         self.dataroot, self.phase, self.dataset_mode = dataroot, phase, dataset_mode
         if dataset_mode == "single":
             self.candidates = [dataroot]
+        elif dataset_mode == "aligned":
+            self.candidates = [dataroot / phase]
         else:
             self.candidates = [dataroot / f"{phase}{d}" for d in DOMAINS]
 
@@ -172,9 +174,13 @@ def _visual_of(row: dict[str, Any], kind: str, source: str) -> tuple[str, dict[s
     return None
 
 
-def _folder_set(folder: Path, note: str = "") -> RealSet:
-    paths = tuple(list_images(folder))
-    return RealSet(f"{folder} ({len(paths)} images{note})", paths)
+def _folder_set(folder: Path) -> RealSet | None:
+    """All images of a domain folder; None for a folder without images (the measures needing it are skipped)."""
+    try:
+        paths = tuple(list_images(folder))
+    except UserError:
+        return None
+    return RealSet(f"{folder} ({len(paths)} images)", paths)
 
 
 def group_translations(results_dir: Path, dataroot: str | Path | None = None) -> RunTranslations:
@@ -209,13 +215,11 @@ def group_translations(results_dir: Path, dataroot: str | Path | None = None) ->
             real = _visual_of(row, "real", side)
             if real is None:
                 continue
-            if aligned:
-                # Both sides come from one A|B file; which half is A follows --direction.
-                source_domain = side if run_direction == "AtoB" else other_domain(side)
-                folder = source_path.parent
-            else:
-                folder = folders.folder_of(source_path)
-                source_domain = _domain_letter(folder) or (side if run_direction == "AtoB" else other_domain(side))
+            folder = folders.folder_of(source_path)
+            side_domain = side if run_direction == "AtoB" else other_domain(side)
+            # Aligned pairs hold both domains in one file, so only --direction tells them apart;
+            # otherwise the folder name decides (under --direction BtoA the model's "A" reads <phase>B).
+            source_domain = side_domain if aligned else (_domain_letter(folder) or side_domain)
             target_domain = other_domain(source_domain)
             name = f"{source_domain}to{target_domain}"
             group = groups.setdefault(name, DirectionGroup(name, source_domain, target_domain))
