@@ -150,7 +150,7 @@ def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> s
     network = "" if args.full_network else " (ngf/ndf 16, resnet_6blocks)"
     lines = [f"Synthetic dataset {args.dataroot} ({args.size} px); {args.max_iters or '-'} training images per model"
              f"{network}; extra train.py options: {' '.join(extra) or 'none'}", "",
-             "| model | direction | attention IoU | attention MAE | background PSNR (dB) | background L1 | foreground change (L1) |",
+             "| model | direction | attention IoU | attention MAE | background PSNR (dB) | background L1 | foreground change |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         for direction, m in row["directions"].items():
