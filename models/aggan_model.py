@@ -22,11 +22,7 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from models.attention import AttentionGeneratorI, AttentionOutput
 from models.attention_cycle import AttentionCycleModel, add_attention_options
-from models.base_model import Visual
 from models.registry import register_model
 
 
@@ -42,11 +38,3 @@ class AGGANModel(AttentionCycleModel):
             # After the options exist: argparse lets explicit add_argument defaults win over earlier set_defaults.
             parser.set_defaults(lr=0.0001, n_epochs=100, n_epochs_decay=100, lambda_identity=0.0)
         return parser
-
-    def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
-        opt = self.opt
-        n_blocks = 6 if opt.netG == "resnet_6blocks" else 9
-        return AttentionGeneratorI(input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout, n_blocks)
-
-    def intermediate_visuals(self, side: str, out: AttentionOutput) -> dict[str, Visual]:
-        return {f"content_{side}": Visual(out.contents[:, 0], side, "content")}

@@ -23,6 +23,7 @@ import torch
 
 from models import networks
 from models.attention import (
+    AttentionGeneratorI,
     AttentionMonitor,
     AttentionOutput,
     Curriculum,
@@ -85,7 +86,14 @@ class AttentionCycleModel(BaseModel):
     architecture_options = ("netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc")
 
     def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
-        raise NotImplementedError
+        """Scheme I (AGGAN's generator) by default; AttentionGAN overrides it for scheme II."""
+        opt = self.opt
+        n_blocks = networks.resnet_block_count(opt.netG)
+        return AttentionGeneratorI(input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout, n_blocks)
+
+    def intermediate_visuals(self, side: str, out: AttentionOutput) -> dict[str, Visual]:
+        """Every mask and content image of one generator; scheme I has one content image."""
+        return {f"content_{side}": Visual(out.contents[:, 0], side, "content")}
 
     def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
         super().__init__(opt, device)
@@ -230,7 +238,3 @@ class AttentionCycleModel(BaseModel):
             visuals[f"attention_{side}"] = Visual(out.foreground, side, "attention")
             visuals.update(self.intermediate_visuals(side, out))
         return visuals
-
-    def intermediate_visuals(self, side: str, out: AttentionOutput) -> dict[str, Visual]:
-        """Every mask and content image of one generator (model-specific names)."""
-        return {}

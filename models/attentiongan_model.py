@@ -34,7 +34,8 @@ import re
 
 import torch
 
-from models.attention import AttentionGeneratorI, AttentionGeneratorII, AttentionOutput
+from models import networks
+from models.attention import AttentionGeneratorII, AttentionOutput
 from models.attention_cycle import AttentionCycleModel, add_attention_options
 from models.base_model import Visual
 from models.registry import register_model
@@ -62,14 +63,14 @@ class AttentionGANModel(AttentionCycleModel):
 
     def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
         opt = self.opt
-        n_blocks = 6 if opt.netG == "resnet_6blocks" else 9
         if opt.scheme == "I":
-            return AttentionGeneratorI(input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout, n_blocks)
+            return super().build_generator(input_nc, output_nc)
+        n_blocks = networks.resnet_block_count(opt.netG)
         return AttentionGeneratorII(input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout, n_blocks, n_masks=opt.n_attention)
 
     def intermediate_visuals(self, side: str, out: AttentionOutput) -> dict[str, Visual]:
         if self.opt.scheme == "I":
-            return {f"content_{side}": Visual(out.contents[:, 0], side, "content")}
+            return super().intermediate_visuals(side, out)
         n = out.masks.shape[1]
         visuals = {f"background_{side}": Visual(out.masks[:, -1:], side, "mask")}
         for i in range(n - 1):

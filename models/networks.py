@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
+from util.errors import UserError
+
 NORM_TYPES = ("batch", "instance", "none")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 GAN_MODES = ("lsgan", "vanilla", "wgangp")
@@ -224,11 +226,20 @@ class UnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % self.min_size or x.shape[-2] % self.min_size:
-            raise ValueError(
+            raise UserError(
                 f"this U-Net needs image sides that are multiples of {self.min_size}, got "
                 f"{tuple(x.shape[-2:])}; use --crop_size {self.min_size} or a smaller unet_N"
             )
         return self.model(x)
+
+
+def resnet_block_count(netG: str) -> int:
+    """Residual blocks of a ``resnet_Nblocks`` generator name; other names are an error for
+    models whose generators are built on the ResNet encoder (the attention models)."""
+    match = re.fullmatch(r"resnet_(\d+)blocks", netG)
+    if not match:
+        raise UserError(f"this model's generator is ResNet-based: use --netG resnet_9blocks or resnet_6blocks, not {netG!r}")
+    return int(match.group(1))
 
 
 def define_generator(netG: str, input_nc: int, output_nc: int, ngf: int, norm: str, use_dropout: bool) -> nn.Module:

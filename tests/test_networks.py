@@ -12,6 +12,7 @@ import torch
 
 from models import networks
 from tests.conftest import ROOT, write_image
+from util.errors import UserError
 from util.image_pool import ImagePool
 
 
@@ -24,7 +25,7 @@ def test_generators_keep_the_image_shape(netG, size):
 
 
 def test_unet_explains_a_wrong_size():
-    with pytest.raises(ValueError, match="multiples of 64"):
+    with pytest.raises(UserError, match="multiples of 64"):
         networks.define_generator("unet_64", 3, 3, 4, "batch", False)(torch.rand(1, 3, 48, 48))
 
 
