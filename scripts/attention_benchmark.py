@@ -78,6 +78,7 @@ def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> d
         train += ["--max_iters", str(args.max_iters)]
     if args.minutes:
         train += ["--time_limit", str(args.minutes)]
+    command = " ".join(train[1:])
     if (run_dir / "latest.pt").exists():
         train.append("--continue_train")
     started = time.time()
@@ -110,7 +111,7 @@ def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> d
     result_dir = Path(args.results_dir) / name / "test_latest"
     run([sys.executable, "scripts/evaluate.py", "--results", str(result_dir), "--no_inception"])
     metrics = json.loads((result_dir / "metrics.json").read_text())
-    metrics["benchmark"] = {"model": model, "train_seconds_this_call": round(train_seconds, 1), "command": " ".join(train[1:])}
+    metrics["benchmark"] = {"model": model, "train_seconds_this_call": round(train_seconds, 1), "command": command}
     return metrics
 
 
