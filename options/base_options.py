@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -91,7 +91,9 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--suffix", type=str, default="", help="appended to --name, formatted with the options, e.g. {model}_{netG}")
 
 
-def build_parser(is_train: bool, add_phase_options, argv: Sequence[str]) -> argparse.ArgumentParser:
+def build_parser(
+    is_train: bool, add_phase_options: Callable[[argparse.ArgumentParser], None], argv: Sequence[str]
+) -> argparse.ArgumentParser:
     """The full parser for ``argv``: base options, phase options, then the model's own."""
     parser = argparse.ArgumentParser(
         description="Attention-guided unpaired image-to-image translation: " + ("training" if is_train else "testing"),
@@ -131,7 +133,9 @@ def select_device(gpu_ids: list[int]) -> torch.device:
     return torch.device("cpu")
 
 
-def parse_options(is_train: bool, add_phase_options, argv: Sequence[str] | None = None) -> argparse.Namespace:
+def parse_options(
+    is_train: bool, add_phase_options: Callable[[argparse.ArgumentParser], None], argv: Sequence[str] | None = None
+) -> argparse.Namespace:
     """Parse ``argv`` (default: the command line) into the options namespace."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(is_train, add_phase_options, argv)
