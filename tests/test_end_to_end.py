@@ -317,3 +317,35 @@ def test_without_dataroot_the_built_in_dataset_is_generated_and_used(tmp_path):
     assert test.returncode == 0, test.stderr[-3000:]
     manifest = json.loads((tmp_path / "results" / "builtin" / "test_latest" / "results.json").read_text())
     assert len(manifest["rows"]) == 3 and Path(manifest["rows"][0]["paths"]["A"]).parent == (root / "testA").resolve()
+
+
+def test_max_iters_stops_resumably_mid_epoch(tmp_path):
+    from tests.conftest import FAST
+
+    data = make_unaligned(tmp_path / "data", n_a=5, n_b=5)
+    common = [*FAST, "--dataroot", str(data), "--checkpoints_dir", str(tmp_path / "ckpt"), "--name", "budget",
+              "--n_epochs", "1", "--n_epochs_decay", "1", "--serial_batches"]
+    first = run("train.py", *common, "--max_iters", "3")
+    assert "stopping at --max_iters 3" in first.stdout
+    assert progress_of(tmp_path / "ckpt" / "budget" / "latest.pt") == {"epoch": 1, "batch": 3, "total_iters": 3}
+    second = run("train.py", *common, "--continue_train")
+    assert "at epoch 1, batch 3" in second.stdout
+    assert progress_of(tmp_path / "ckpt" / "budget" / "latest.pt") == {"epoch": 3, "batch": 0, "total_iters": 10}
+
+
+def test_benchmark_summary_table_reads_metrics_json():
+    import argparse
+
+    from scripts.attention_benchmark import summarise
+
+    rows = [{"benchmark": {"model": "aggan", "command": "train.py --model aggan"},
+             "directions": {"AtoB": {"attention": {"iou_mean": 0.5, "mae_mean": 0.25},
+                                     "background": {"psnr_mean": 30.0, "l1_mean": 0.01, "foreground_l1_mean": 0.2}}}},
+            {"benchmark": {"model": "cycle_gan", "command": "train.py --model cycle_gan"},
+             "directions": {"BtoA": {"attention": None, "background": {"psnr_mean": 15.0, "l1_mean": 0.1,
+                                                                        "foreground_l1_mean": 0.3}}}}]
+    args = argparse.Namespace(dataroot="d", size=64, max_iters=10, full_network=False)
+    table = summarise(rows, args, [])
+    assert "| aggan | AtoB | 0.500 | 0.250 | 30.000 | 0.010 | 0.200 |" in table
+    assert "| cycle_gan | BtoA | - | - | 15.000 | 0.100 | 0.300 |" in table
+    assert "    python train.py --model aggan" in table
