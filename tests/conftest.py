@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,6 +34,12 @@ FAST = [
     "0",
     "--no_progress",
 ]
+
+
+def run_script(script: str | Path, *args: object, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run one of the project's scripts in a subprocess, capturing its output."""
+    command = [sys.executable, str(script), *(str(arg) for arg in args)]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def write_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -23,7 +21,7 @@ from models.attention import (
 )
 from models.attentiongan_model import convert_released_generator
 from options import parse_train_options
-from tests.conftest import ROOT, make_unaligned
+from tests.conftest import make_unaligned, run_script
 
 
 def test_eq1_fusion_by_hand():
@@ -210,77 +208,16 @@ def test_released_weights_convert_and_run_in_test_py(tmp_path):
     for side in ("A", "B"):
         torch.save(ReleasedGenerator(ngf=4).state_dict(), tmp_path / f"latest_net_G_{side}.pth")
     data = make_unaligned(tmp_path / "data", n_a=2, n_b=2, size=(32, 32), phases=("test",))
-    convert = subprocess.run(
-        [
-            sys.executable,
-            "scripts/convert_attentiongan_weights.py",
-            "--G_A",
-            str(tmp_path / "latest_net_G_A.pth"),
-            "--G_B",
-            str(tmp_path / "latest_net_G_B.pth"),
-            "--name",
-            "released",
-            "--checkpoints_dir",
-            str(tmp_path / "ckpt"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    convert = run_script("scripts/convert_attentiongan_weights.py", "--G_A", tmp_path / "latest_net_G_A.pth",
+                         "--G_B", tmp_path / "latest_net_G_B.pth", "--name", "released", "--checkpoints_dir", tmp_path / "ckpt")
     assert convert.returncode == 0, convert.stderr
-    test = subprocess.run(
-        [
-            sys.executable,
-            "test.py",
-            "--dataroot",
-            str(data),
-            "--name",
-            "released",
-            "--model",
-            "attentiongan",
-            "--checkpoints_dir",
-            str(tmp_path / "ckpt"),
-            "--results_dir",
-            str(tmp_path / "res"),
-            "--gpu_ids",
-            "-1",
-            "--ngf",
-            "4",
-            "--crop_size",
-            "32",
-            "--no_progress",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    test_args = ["--dataroot", data, "--name", "released", "--model", "attentiongan", "--checkpoints_dir", tmp_path / "ckpt",
+                 "--results_dir", tmp_path / "res", "--gpu_ids", "-1", "--crop_size", "32", "--no_progress"]
+    test = run_script("test.py", *test_args, "--ngf", "4")
     assert test.returncode == 0, test.stderr
     manifest = json.loads((tmp_path / "res" / "released" / "test_latest" / "results.json").read_text())
     assert manifest["rows"][0]["visuals"]["attention_A"]["kind"] == "attention"
-    wrong = subprocess.run(
-        [
-            sys.executable,
-            "test.py",
-            "--dataroot",
-            str(data),
-            "--name",
-            "released",
-            "--model",
-            "attentiongan",
-            "--checkpoints_dir",
-            str(tmp_path / "ckpt"),
-            "--gpu_ids",
-            "-1",
-            "--crop_size",
-            "32",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    wrong = run_script("test.py", *test_args)  # default --ngf 64 does not fit the converted weights
     assert wrong.returncode == 2 and "--ngf 4" in wrong.stderr
 
 
@@ -294,85 +231,20 @@ ATTENTION_VISUALS = {
 @pytest.mark.parametrize("model", ["aggan", "attentiongan"])
 def test_train_resume_and_test_show_attention_maps(tmp_path, model):
     data = make_unaligned(tmp_path / "data", n_a=3, n_b=3, size=(40, 36))
-    common = [
-        "--dataroot",
-        str(data),
-        "--checkpoints_dir",
-        str(tmp_path / "ckpt"),
-        "--name",
-        model,
-        "--model",
-        model,
-        "--gpu_ids",
-        "-1",
-        "--ngf",
-        "4",
-        "--ndf",
-        "4",
-        "--netG",
-        "resnet_6blocks",
-        "--load_size",
-        "36",
-        "--crop_size",
-        "32",
-        "--num_threads",
-        "0",
-        "--display_id",
-        "0",
-        "--no_progress",
-        "--print_freq",
-        "1",
-        "--display_freq",
-        "3",
-        "--n_epochs_decay",
-        "0",
-    ]
+    run_args = ["--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--name", model, "--model", model,
+                "--gpu_ids", "-1", "--ngf", "4", "--netG", "resnet_6blocks", "--crop_size", "32", "--no_progress"]
+    common = [*run_args, "--ndf", "4", "--load_size", "36", "--num_threads", "0", "--display_id", "0",
+              "--print_freq", "1", "--display_freq", "3", "--n_epochs_decay", "0"]
     if model == "attentiongan":
         common += ["--attention_D", "--lambda_tv", "1e-6", "--lambda_pixel", "1", "--curriculum"]
-    first = subprocess.run(
-        [sys.executable, "train.py", *common, "--n_epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+    first = run_script("train.py", *common, "--n_epochs", "1")
     assert first.returncode == 0, first.stderr[-3000:]
-    resumed = subprocess.run(
-        [sys.executable, "train.py", *common, "--n_epochs", "2", "--continue_train"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    resumed = run_script("train.py", *common, "--n_epochs", "2", "--continue_train")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stdout and "at epoch 2, batch 0" in resumed.stdout
     log = [json.loads(line) for line in (tmp_path / "ckpt" / model / "loss_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 1, 1, 2, 2, 2] and all(0 <= r["losses"]["mean_att_A"] <= 1 for r in log)
-    test = subprocess.run(
-        [
-            sys.executable,
-            "test.py",
-            "--dataroot",
-            str(data),
-            "--name",
-            model,
-            "--model",
-            model,
-            "--checkpoints_dir",
-            str(tmp_path / "ckpt"),
-            "--results_dir",
-            str(tmp_path / "res"),
-            "--gpu_ids",
-            "-1",
-            "--ngf",
-            "4",
-            "--netG",
-            "resnet_6blocks",
-            "--crop_size",
-            "32",
-            "--no_progress",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    test = run_script("test.py", *run_args, "--results_dir", tmp_path / "res")
     assert test.returncode == 0, test.stderr[-3000:]
     page = tmp_path / "res" / model / "test_latest" / "index.html"
     html = page.read_text()

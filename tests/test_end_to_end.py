@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import ROOT, make_unaligned
+from tests.conftest import ROOT, make_unaligned, run_script
 
 TRAIN = [
     "--gpu_ids",
@@ -57,7 +57,8 @@ TRAIN = [
 
 
 def run(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    """Run a script that must succeed."""
+    result = run_script(script, *args, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
