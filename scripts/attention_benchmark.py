@@ -43,37 +43,13 @@ def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> d
     size = ["--load_size", str(args.size + args.size // 8), "--crop_size", str(args.size)]
     network = [] if args.full_network else CPU_NETWORK
     run_dir = Path(args.checkpoints_dir) / name
-    train = [
-        sys.executable,
-        "train.py",
-        "--model",
-        model,
-        "--name",
-        name,
-        "--dataroot",
-        str(args.dataroot),
-        "--checkpoints_dir",
-        str(args.checkpoints_dir),
-        "--max_dataset_size",
-        str(args.epoch_size),
-        "--n_epochs",
-        str(args.n_epochs),
-        "--n_epochs_decay",
-        str(args.n_epochs_decay),
-        "--display_id",
-        "0",
-        "--print_freq",
-        "100",
-        "--display_freq",
-        "500",
-        "--save_epoch_freq",
-        "1000",
-        "--gpu_ids",
-        args.gpu_ids,
-        *size,
-        *network,
-        *extra,
-    ]
+    # What identifies the run and its networks: the same for train.py and test.py.
+    run_options = ["--model", model, "--name", name, "--dataroot", str(args.dataroot), "--checkpoints_dir",
+                   str(args.checkpoints_dir), "--gpu_ids", args.gpu_ids, *network]
+    schedule = ["--max_dataset_size", str(args.epoch_size), "--n_epochs", str(args.n_epochs),
+                "--n_epochs_decay", str(args.n_epochs_decay)]
+    logging = ["--display_id", "0", "--print_freq", "100", "--display_freq", "500", "--save_epoch_freq", "1000"]
+    train = [sys.executable, "train.py", *run_options, *schedule, *logging, *size, *extra]
     if args.max_iters:
         train += ["--max_iters", str(args.max_iters)]
     if args.minutes:
@@ -84,30 +60,8 @@ def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> d
     started = time.time()
     run(train)
     train_seconds = time.time() - started
-    test_crop = ["--crop_size", str(args.size)]
-    run(
-        [
-            sys.executable,
-            "test.py",
-            "--model",
-            model,
-            "--name",
-            name,
-            "--dataroot",
-            str(args.dataroot),
-            "--checkpoints_dir",
-            str(args.checkpoints_dir),
-            "--results_dir",
-            str(args.results_dir),
-            "--num_test",
-            "0",
-            "--gpu_ids",
-            args.gpu_ids,
-            *test_crop,
-            *network,
-            "--no_progress",
-        ]
-    )
+    run([sys.executable, "test.py", *run_options, "--results_dir", str(args.results_dir), "--num_test", "0",
+         "--crop_size", str(args.size), "--no_progress"])
     result_dir = Path(args.results_dir) / name / "test_latest"
     run([sys.executable, "scripts/evaluate.py", "--results", str(result_dir), "--no_inception"])
     metrics = json.loads((result_dir / "metrics.json").read_text())
