@@ -3,35 +3,37 @@
 Without ``--dataroot`` the built-in synthetic dataset is used (generated on first use).
 Every epoch ends with ``checkpoints/NAME/latest.pt`` (and ``epoch_N.pt`` every
 ``--save_epoch_freq`` epochs); ``--continue_train`` resumes exactly where it stopped.
+``torchrun --nproc_per_node N train.py ...`` trains data-parallel on N processes (see
+``util/distributed.py``); counters, frequencies and ``--max_iters`` count images over all of them.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from data import create_dataloader, create_dataset, resolve_dataroot
+from data import EpochLoader, create_dataset, resolve_dataroot
 from models import BaseModel, create_model
 from options import parse_train_options
-from options.base_options import format_options, save_options, select_device
+from options.base_options import format_options, save_options
+from util import distributed
 from util.checkpoint import (
-    FORMAT_VERSION,
-    atomic_save,
-    capture_rng_state,
     check_architecture,
     checkpoint_path,
     load_checkpoint,
     restore_rng_state,
+    save_training_checkpoint,
+    upgrade_checkpoint,
 )
 from util.errors import UserError, run_cli
 from util.visualizer import TrainingVisualizer
@@ -43,47 +45,71 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def save_checkpoint(path: Path, model: BaseModel, opt: argparse.Namespace, progress: dict[str, int]) -> None:
-    """Everything needed to resume: see util/checkpoint.py."""
-    options = {k: v for k, v in vars(opt).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
-    atomic_save(
-        {
-            "format_version": FORMAT_VERSION,
-            "model": opt.model,
-            "architecture": model.architecture(),
-            "options": options,
-            "progress": progress,
-            "state": model.training_state(),
-            "rng": capture_rng_state(),
-        },
-        path,
-    )
-
-
 def crossed(before: int, after: int, every: int) -> bool:
     """Whether a multiple of ``every`` lies in (before, after]: frequencies work for any batch size."""
     return every > 0 and after // every > before // every
 
 
 def budget_spent(opt: argparse.Namespace, run_started: float, total_iters: int) -> str:
-    """Which of ``--time_limit`` / ``--max_iters`` is used up ('' if neither)."""
+    """Which of ``--time_limit`` / ``--max_iters`` is used up ('' if neither).
+
+    Image counts are the same on every rank; clocks are not, so rank 0's clock decides for all.
+    """
     if opt.max_iters > 0 and total_iters >= opt.max_iters:
         return f"--max_iters {opt.max_iters}"
-    if opt.time_limit > 0 and time.time() - run_started >= opt.time_limit * 60:
-        return f"--time_limit {opt.time_limit} min"
+    if opt.time_limit > 0:
+        late = distributed.context().is_main and time.time() - run_started >= opt.time_limit * 60
+        if distributed.any_rank(late):
+            return f"--time_limit {opt.time_limit} min"
     return ""
+
+
+def prepare_data(opt: argparse.Namespace, ctx: distributed.DistributedContext) -> None:
+    """Resolve ``--dataroot`` on rank 0 first, so only one process generates the built-in dataset."""
+    if ctx.is_main:
+        resolve_dataroot(opt)
+    opt.dataroot = distributed.broadcast_object(opt.dataroot)
+
+
+def restore(model: BaseModel, checkpoint: dict[str, Any], ctx: distributed.DistributedContext, opt: argparse.Namespace) -> None:
+    """Load shared state, then this rank's pools and random states (fresh ones for new ranks)."""
+    model.load_training_state(checkpoint["state"])
+    ranks = checkpoint["ranks"]
+    if ctx.rank < len(ranks):
+        model.load_rank_state(ranks[ctx.rank]["state"])
+        restore_rng_state(ranks[ctx.rank]["rng"])
+    if ctx.is_main and len(ranks) != ctx.world_size:
+        print(
+            f"note: the checkpoint was written by {len(ranks)} process(es) and this run has {ctx.world_size}: "
+            f"the data order and the epoch position carry over, but each step now takes "
+            f"{opt.batch_size * ctx.world_size} images, and "
+            + (
+                f"processes {len(ranks)}..{ctx.world_size - 1} start with empty image pools and fresh random states"
+                if ctx.world_size > len(ranks)
+                else f"the image pools and random states of processes {ctx.world_size}..{len(ranks) - 1} are dropped"
+            )
+        )
 
 
 def train(opt: argparse.Namespace) -> Path:
     """Run (or resume) training; returns the run folder."""
-    resolve_dataroot(opt)
-    device = select_device(opt.gpu_ids)
+    ctx, device = distributed.init_distributed(opt.gpu_ids)
+    try:
+        return run_training(opt, ctx, device)
+    finally:
+        distributed.shutdown()
+
+
+def run_training(opt: argparse.Namespace, ctx: distributed.DistributedContext, device: torch.device) -> Path:
+    opt.world_size = ctx.world_size
+    distributed.check_ranks_agree(opt)
+    prepare_data(opt, ctx)
     run_dir = Path(opt.checkpoints_dir) / opt.name
-    progress = {"epoch": opt.epoch_count, "batch": 0, "total_iters": 0}
+    progress = {"epoch": opt.epoch_count, "position": 0, "total_iters": 0}
     checkpoint = None
     if opt.continue_train:
         path = checkpoint_path(run_dir, opt.epoch)
-        checkpoint = load_checkpoint(path)
+        checkpoint = upgrade_checkpoint(load_checkpoint(path), opt.batch_size)
         if checkpoint["model"] != opt.model:
             raise UserError(f"checkpoint {path} belongs to --model {checkpoint['model']}, not --model {opt.model}")
         opt.epoch_count = checkpoint["options"].get("epoch_count", opt.epoch_count)
@@ -98,88 +124,104 @@ def train(opt: argparse.Namespace) -> Path:
     dataset = create_dataset(opt)
     model = create_model(opt.model, opt, device)
     model.setup()
+    if ctx.rank > 0:
+        # Same initial weights on every rank (DDP checks), then each rank draws its own numbers.
+        seed_everything(opt.seed + 7919 * ctx.rank)
     if checkpoint is not None:
         check_architecture(checkpoint["architecture"], model.architecture(), checkpoint_path(run_dir, opt.epoch))
-        model.load_training_state(checkpoint["state"])
-        restore_rng_state(checkpoint["rng"])
-        print(
-            f"resuming {opt.name} at epoch {progress['epoch']}, batch {progress['batch']} "
-            f"({progress['total_iters']} images seen), lr {model.current_lr():.7f}"
-        )
-    save_options(opt, run_dir, "train")
-    print(format_options(opt) if opt.verbose else f"options saved to {run_dir / 'train_opt.txt'}")
-    visualizer = TrainingVisualizer(opt, run_dir, progress["total_iters"] if checkpoint is not None else None)
+        restore(model, checkpoint, ctx, opt)
+        if ctx.is_main:
+            print(
+                f"resuming {opt.name} at epoch {progress['epoch']}, position {progress['position']} "
+                f"({progress['total_iters']} images seen), lr {model.current_lr():.7f}"
+            )
+    visualizer = None
+    if ctx.is_main:
+        save_options(opt, run_dir, "train")
+        print(format_options(opt) if opt.verbose else f"options saved to {run_dir / 'train_opt.txt'}")
+        if ctx.enabled:
+            print(f"data-parallel training: {ctx.world_size} processes ({ctx.backend}), {opt.batch_size} images each per step")
+        visualizer = TrainingVisualizer(opt, run_dir, progress["total_iters"] if checkpoint is not None else None)
 
+    loader = EpochLoader(dataset, opt, rank=ctx.rank, world_size=ctx.world_size)
     last_epoch = opt.n_epochs + opt.n_epochs_decay
     run_started = time.time()
-    batches_per_epoch = math.ceil(len(dataset) / opt.batch_size)
     total_iters = progress["total_iters"]
+    images_per_step = opt.batch_size * ctx.world_size
+
+    def save(name: str, epoch: int, position: int) -> None:
+        save_training_checkpoint(run_dir / name, model, opt, {"epoch": epoch, "position": position, "total_iters": total_iters})
+
     for epoch in range(progress["epoch"], last_epoch + 1):
-        start_batch = progress["batch"] if epoch == progress["epoch"] else 0
+        start = progress["position"] if epoch == progress["epoch"] else 0
+        steps = loader.steps(start)
         model.on_epoch_start(epoch)
         model.set_mode(True)
-        loader = create_dataloader(dataset, opt, epoch=epoch, start_batch=start_batch)
         bar = tqdm(
             total=len(dataset),
-            initial=min(len(dataset), start_batch * opt.batch_size),
+            initial=min(len(dataset), start),
             unit="img",
             desc=f"epoch {epoch}/{last_epoch}",
-            disable=opt.no_progress,
+            disable=opt.no_progress or not ctx.is_main,
             dynamic_ncols=True,
         )
-        started, images_this_epoch = time.time(), 0
-        for batch_index, batch in enumerate(loader, start=start_batch + 1):
-            model.set_input(batch)
-            losses = model.optimize_parameters()
-            size = batch["A"].shape[0]
-            before, total_iters = total_iters, total_iters + size
-            images_this_epoch += size
-            bar.update(size)
+        started, images_this_epoch, position = time.time(), 0, start
+        for step, batch in enumerate(loader.epoch(epoch, start), start=1):
+            losses = model.train_step(batch)
+            before, total_iters = total_iters, total_iters + images_per_step
+            position = min(len(dataset), position + images_per_step)
+            images_this_epoch += images_per_step
+            bar.update(images_per_step)
             if crossed(before, total_iters, opt.print_freq):
-                seconds = (time.time() - started) / images_this_epoch
-                line = visualizer.log_losses(
-                    epoch=epoch,
-                    epoch_progress=batch_index / batches_per_epoch,
-                    total_iters=total_iters,
-                    losses=losses,
-                    lr=model.current_lr(),
-                    seconds_per_image=seconds,
-                )
-                bar.write(line) if opt.no_progress else bar.set_postfix_str(line.split(") ", 1)[-1][:80])
-            if crossed(before, total_iters, opt.display_freq):
+                losses = distributed.mean_over_ranks(losses)
+                if visualizer is not None:
+                    line = visualizer.log_losses(
+                        epoch=epoch,
+                        epoch_progress=position / len(dataset),
+                        total_iters=total_iters,
+                        losses=losses,
+                        lr=model.current_lr(),
+                        seconds_per_image=(time.time() - started) / images_this_epoch,
+                    )
+                    bar.write(line) if opt.no_progress else bar.set_postfix_str(line.split(") ", 1)[-1][:80])
+            if visualizer is not None and crossed(before, total_iters, opt.display_freq):
                 visualizer.display(model.current_visuals(), epoch)
             out_of_budget = budget_spent(opt, run_started, total_iters)
-            if (crossed(before, total_iters, opt.save_latest_freq) or out_of_budget) and batch_index < batches_per_epoch:
-                save_checkpoint(
-                    run_dir / "latest.pt", model, opt, {"epoch": epoch, "batch": batch_index, "total_iters": total_iters}
-                )
-            if out_of_budget and batch_index < batches_per_epoch:
+            if (crossed(before, total_iters, opt.save_latest_freq) or out_of_budget) and step < steps:
+                save("latest.pt", epoch, position)
+            if out_of_budget and step < steps:
                 bar.close()
-                print(
-                    f"stopping at {out_of_budget} (epoch {epoch}, batch {batch_index}, {total_iters} images); "
-                    f"resume with --continue_train"
-                )
+                if ctx.is_main:
+                    print(
+                        f"stopping at {out_of_budget} (epoch {epoch}, position {position}, {total_iters} images); "
+                        f"resume with --continue_train"
+                    )
                 return run_dir
         bar.close()
         model.update_learning_rate()
-        for message in model.epoch_diagnostics():
-            warnings.warn(f"epoch {epoch}: {message}", stacklevel=1)
-        done = {"epoch": epoch + 1, "batch": 0, "total_iters": total_iters}
-        save_checkpoint(run_dir / "latest.pt", model, opt, done)
+        diagnostics = model.epoch_diagnostics()
+        if ctx.is_main:
+            for message in diagnostics:
+                warnings.warn(f"epoch {epoch}: {message}", stacklevel=1)
         if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
-            save_checkpoint(run_dir / f"epoch_{epoch}.pt", model, opt, done)
-        visualizer.save_loss_curve()
-        print(
-            f"end of epoch {epoch}/{last_epoch}: {time.time() - started:.1f}s, "
-            f"{total_iters} images seen, lr now {model.current_lr():.7f}"
-        )
+            # The epoch snapshot first: a kill between the two writes then loses nothing.
+            save(f"epoch_{epoch}.pt", epoch + 1, 0)
+        save("latest.pt", epoch + 1, 0)
+        if ctx.is_main:
+            visualizer.save_loss_curve()
+            print(
+                f"end of epoch {epoch}/{last_epoch}: {time.time() - started:.1f}s, "
+                f"{total_iters} images seen, lr now {model.current_lr():.7f}"
+            )
         out_of_budget = budget_spent(opt, run_started, total_iters)
         if out_of_budget and epoch < last_epoch:
-            print(f"stopping at {out_of_budget} after epoch {epoch}; resume with --continue_train")
+            if ctx.is_main:
+                print(f"stopping at {out_of_budget} after epoch {epoch}; resume with --continue_train")
             return run_dir
-    if progress["epoch"] > last_epoch:
-        print(f"{opt.name} already finished its {last_epoch} epochs; raise --n_epochs/--n_epochs_decay to train more")
-    print(f"checkpoints: {run_dir}; training page: {run_dir / 'web' / 'index.html'}")
+    if ctx.is_main:
+        if progress["epoch"] > last_epoch:
+            print(f"{opt.name} already finished its {last_epoch} epochs; raise --n_epochs/--n_epochs_decay to train more")
+        print(f"checkpoints: {run_dir}; training page: {run_dir / 'web' / 'index.html'}")
     return run_dir
 
 

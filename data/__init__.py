@@ -7,6 +7,7 @@ from pathlib import Path
 
 from data.datasets import (
     AlignedDataset,
+    EpochLoader,
     EpochSampler,
     SingleDataset,
     UnalignedDataset,
@@ -35,6 +36,7 @@ def resolve_dataroot(opt: argparse.Namespace) -> None:
 
 __all__ = [
     "AlignedDataset",
+    "EpochLoader",
     "EpochSampler",
     "SingleDataset",
     "UnalignedDataset",

@@ -229,34 +229,93 @@ class SingleDataset(_BaseDataset):
 class EpochSampler(Sampler):
     """Yields ``(epoch, index)`` keys: a permutation seeded by (seed, epoch), or in order.
 
-    ``start`` skips the first items of the epoch, so training resumed in the middle of
-    an epoch continues with exactly the samples that were not yet seen.
+    ``start`` skips the first ``start`` positions of the epoch's order, so training resumed in
+    the middle of an epoch continues with exactly the samples that were not yet seen.
+
+    Under ``torchrun`` (``world_size > 1``) the order is the same on every rank and rank ``r``
+    takes the positions ``start + r, start + r + world_size, ...``: the ``k``-th batches of all
+    ranks together hold the positions a single process with ``world_size`` times the batch size
+    would take. The remaining positions are padded to a multiple of ``world_size`` by wrapping
+    around to the start of the order (as ``DistributedSampler`` does), so every rank takes the
+    same number of steps. Positions are global, so a run can resume with another world size.
     """
 
-    def __init__(self, length: int, shuffle: bool, seed: int, epoch: int = 1, start: int = 0) -> None:
-        self.length, self.shuffle, self.seed, self.epoch, self.start = length, shuffle, seed, epoch, start
+    def __init__(
+        self, length: int, shuffle: bool, seed: int, epoch: int = 1, start: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.length, self.shuffle, self.seed = length, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.set_epoch(epoch, start)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Iterate over ``epoch`` from position ``start`` next time."""
+        self.epoch, self.start = epoch, start
+
+    def order(self) -> list[int]:
+        """The epoch's dataset indices, in the order a single process takes them."""
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.length, generator=generator).tolist()
-        else:
-            order = list(range(self.length))
-        for index in order[self.start :]:
+            return torch.randperm(self.length, generator=generator).tolist()
+        return list(range(self.length))
+
+    def positions(self) -> list[int]:
+        """This rank's dataset indices for the rest of the epoch."""
+        order = self.order()
+        rest = order[self.start :]
+        if self.world_size > 1 and rest:
+            padding = -len(rest) % self.world_size
+            rest = rest + [order[i % len(order)] for i in range(padding)]
+            rest = rest[self.rank :: self.world_size]
+        return rest
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for index in self.positions():
             yield self.epoch, index
 
     def __len__(self) -> int:
-        return max(0, self.length - self.start)
+        return -(-max(0, self.length - self.start) // self.world_size)
+
+
+class EpochLoader:
+    """One DataLoader for the whole run: worker processes start once (``persistent_workers``)
+    and each epoch re-iterates the same sampler from a new ``(epoch, start)``."""
+
+    def __init__(self, dataset: Dataset, opt: argparse.Namespace, *, rank: int = 0, world_size: int = 1) -> None:
+        self.dataset, self.opt = dataset, opt
+        self.sampler = EpochSampler(len(dataset), not opt.serial_batches, opt.seed, rank=rank, world_size=world_size)
+        # The loader's own generator keeps it from drawing on the global torch RNG, which a
+        # resumed run must find exactly as the checkpoint left it.
+        generator = torch.Generator().manual_seed(opt.seed * 1_000_003)
+        workers = opt.num_threads
+        self.loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=opt.batch_size,
+            sampler=self.sampler,
+            generator=generator,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers > 0 else None,
+        )
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[dict[str, Any]]:
+        """The batches of ``epoch`` from global position ``start`` on."""
+        self.sampler.set_epoch(epoch, start)
+        return iter(self.loader)
+
+    def steps(self, start: int = 0) -> int:
+        """How many batches each rank takes in an epoch from position ``start``."""
+        remaining = max(0, len(self.dataset) - start)
+        per_rank = -(-remaining // self.sampler.world_size)
+        return -(-per_rank // self.opt.batch_size)
 
 
 def create_dataloader(
     dataset: Dataset, opt: argparse.Namespace, *, epoch: int = 1, start_batch: int = 0, shuffle: bool | None = None
 ) -> torch.utils.data.DataLoader:
-    """A loader over one epoch of ``dataset``, starting after ``start_batch`` batches."""
+    """A loader over one epoch of ``dataset`` (single process), starting after ``start_batch`` batches."""
     shuffle = (not opt.serial_batches) if shuffle is None else shuffle
     sampler = EpochSampler(len(dataset), shuffle, opt.seed, epoch, start_batch * opt.batch_size)
-    # The loader's own generator keeps it from drawing on the global torch RNG, which a
-    # resumed run must find exactly as the checkpoint left it.
     generator = torch.Generator().manual_seed(opt.seed * 1_000_003 + epoch)
     return torch.utils.data.DataLoader(
         dataset,

@@ -202,17 +202,13 @@ class AttentionCycleModel(BaseModel):
     def optimize_parameters(self) -> dict[str, float]:
         self.forward()
         networks.set_requires_grad(self.discriminators, False)
-        self.optimizers["G"].zero_grad()
         recon, adversarial = self.generator_terms()
         w_recon, w_adv = self.curriculum.weights(self.epoch)
-        (w_recon * sum(recon.values()) + w_adv * sum(adversarial.values())).backward()
-        self.optimizers["G"].step()
+        self.minimize("G", w_recon * sum(recon.values()) + w_adv * sum(adversarial.values()))
 
         networks.set_requires_grad(self.discriminators, True)
-        self.optimizers["D"].zero_grad()
         d_losses = self.discriminator_losses()
-        sum(d_losses.values()).backward()
-        self.optimizers["D"].step()
+        self.minimize("D", sum(d_losses.values()))
 
         losses = {name: float(value.detach()) for name, value in {**recon, **adversarial, **d_losses}.items()}
         losses["mean_att_A"] = self.monitor.record("A", self.att_A)

@@ -5,6 +5,12 @@ A model declares what it has in data, not in attribute-name conventions:
 returns its losses as a dict; ``current_visuals`` returns :class:`Visual` records that
 say which input each picture comes from and what it is, so the HTML pages, Visdom and
 the evaluation scripts need no per-model code.
+
+How the networks run is the base's business, not the model's: ``add_network`` wraps each
+one in a :class:`models.runtime.NetworkRunner` (``--precision``, ``--channels_last``,
+``--compile``, DistributedDataParallel under ``torchrun``), :meth:`BaseModel.train_step` runs
+``optimize_parameters`` under autocast, and a model updates its weights only through
+:meth:`BaseModel.minimize` (zero the gradients, backward, fp16 gradient scaling, step).
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ import torch
 from torch import nn
 
 from models import networks
+from models.runtime import NetworkRunner
+from util import distributed
 from util.image_pool import ImagePool
+from util.precision import Precision
 from util.visuals import VISUAL_KINDS, Visual  # noqa: F401  (re-exported for models)
 
 
@@ -40,41 +49,54 @@ class BaseModel:
         self.opt = opt
         self.device = device
         self.is_train: bool = opt.isTrain
-        self.networks: dict[str, nn.Module] = {}
+        self.networks: dict[str, NetworkRunner] = {}
         self.train_only: set[str] = set()
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
         self.schedulers: dict[str, Any] = {}
         self.pools: dict[str, ImagePool] = {}
         self.epoch = opt.epoch_count if self.is_train else 0
+        self.precision = Precision(getattr(opt, "precision", "fp32"), device)
 
     # ------------------------------------------------------------------ construction helpers
-    def add_network(self, name: str, net: nn.Module, *, train_only: bool = False, init: bool = True) -> nn.Module:
-        """Register ``net`` under ``name``, initialise its weights and move it to the device.
+    def add_network(
+        self, name: str, net: nn.Module, *, train_only: bool = False, init: bool = True, trainable: bool = True
+    ) -> NetworkRunner:
+        """Register ``net`` under ``name``, initialise its weights, move it to the device and wrap
+        it in a :class:`NetworkRunner`; returns the runner, which is what model code calls.
 
         ``train_only`` networks (discriminators, say) are neither built at test time by
-        well-behaved models nor required in a checkpoint loaded for testing.
+        well-behaved models nor required in a checkpoint loaded for testing. ``trainable=False``
+        marks a network that is never optimised (a frozen classifier): it is not data-parallel.
         """
         if init:
             networks.init_weights(net, self.opt.init_type, self.opt.init_gain)
         net.to(self.device)
-        self.networks[name] = net
+        runner = NetworkRunner(
+            net, use_channels_last=getattr(self.opt, "channels_last", False), compile_network=getattr(self.opt, "compile", False)
+        )
+        if trainable and self.is_train and getattr(self.opt, "world_size", 1) > 1:
+            runner.make_data_parallel(self.device)
+        self.networks[name] = runner
         if train_only:
             self.train_only.add(name)
-        return net
+        return runner
 
     def add_optimizer(
         self, name: str, params: Any, lr: float | None = None, betas: tuple[float, float] | None = None
     ) -> torch.optim.Optimizer:
-        """Register an Adam optimiser with ``--lr``/``--beta1`` unless given."""
+        """Register an Adam optimiser with ``--lr``/``--beta1`` unless given (and its fp16 gradient scaler)."""
         optimizer = torch.optim.Adam(
             params, lr=self.opt.lr if lr is None else lr, betas=(self.opt.beta1, 0.999) if betas is None else betas
         )
         self.optimizers[name] = optimizer
+        self.scalers[name] = self.precision.make_scaler()
         return optimizer
 
     def add_pool(self, name: str) -> ImagePool:
         """Register an image pool of ``--pool_size`` seeded from ``--seed``."""
-        pool = ImagePool(self.opt.pool_size, seed=self.opt.seed + len(self.pools))
+        # Each torchrun process draws its own pool choices (rank 0's are those of a single process).
+        pool = ImagePool(self.opt.pool_size, seed=self.opt.seed + len(self.pools) + 1000 * distributed.context().rank)
         self.pools[name] = pool
         return pool
 
@@ -109,9 +131,31 @@ class BaseModel:
         raise NotImplementedError
 
     def test(self) -> None:
-        """Forward without gradients (test time)."""
-        with torch.no_grad():
+        """Forward without gradients (test time), under ``--precision``."""
+        with torch.no_grad(), self.precision.autocast():
             self.forward()
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        """One training step on ``batch`` under ``--precision``; returns the losses by name."""
+        self.set_input(batch)
+        with self.precision.autocast():
+            return self.optimize_parameters()
+
+    def minimize(self, name: str, loss: torch.Tensor) -> None:
+        """Take one step of optimiser ``name`` on ``loss``: zero its gradients, backpropagate
+        (scaled for fp16), step, and update the gradient scaler.
+
+        The one place where weights change during training, so models never handle scalers,
+        autocast or the autocast weight cache themselves.
+        """
+        optimizer, scaler = self.optimizers[name], self.scalers[name]
+        optimizer.zero_grad(set_to_none=True)
+        with self.precision.full_precision():
+            scaler.scale(loss.float()).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        # The weights changed in place: low-precision copies cached by autocast are stale now.
+        torch.clear_autocast_cache()
 
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for epoch-dependent behaviour (loss curricula, training stages)."""
@@ -146,12 +190,13 @@ class BaseModel:
         return {key: getattr(self.opt, key) for key in self.architecture_options}
 
     def training_state(self) -> dict[str, Any]:
-        """Everything needed to continue training exactly: weights, optimisers, schedules, pools."""
+        """What all processes share and training needs to continue exactly: weights, optimisers,
+        gradient scalers, schedules and model-specific state (:meth:`extra_state`)."""
         return {
             "networks": {name: net.state_dict() for name, net in self.networks.items()},
             "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
+            "scalers": {name: s.state_dict() for name, s in self.scalers.items()},
             "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
-            "pools": {name: pool.state_dict() for name, pool in self.pools.items()},
             "extra": self.extra_state(),
         }
 
@@ -161,9 +206,22 @@ class BaseModel:
         for kind, objects in (("optimizers", self.optimizers), ("schedulers", self.schedulers)):
             for name, obj in objects.items():
                 obj.load_state_dict(state[kind][name])
+        for name, scaler in self.scalers.items():
+            saved = state.get("scalers", {}).get(name)
+            # Empty when saved by a run without fp16; --precision may change when resuming.
+            if saved and scaler.is_enabled():
+                scaler.load_state_dict(saved)
+        self.load_extra_state(state.get("extra", {}))
+
+    def rank_state(self) -> dict[str, Any]:
+        """What each ``torchrun`` process holds for itself: image pools and :meth:`extra_rank_state`."""
+        return {"pools": {name: pool.state_dict() for name, pool in self.pools.items()}, "extra": self.extra_rank_state()}
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`rank_state` saved (for this process)."""
         for name, pool in self.pools.items():
             pool.load_state_dict(state["pools"][name], self.device)
-        self.load_extra_state(state.get("extra", {}))
+        self.load_extra_rank_state(state.get("extra", {}))
 
     def load_networks(self, saved: dict[str, dict[str, torch.Tensor]], names: list[str]) -> None:
         """Load the named networks' weights; a missing network or a shape mismatch is an error."""
@@ -178,6 +236,13 @@ class BaseModel:
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`extra_state`."""
+
+    def extra_rank_state(self) -> dict[str, Any]:
+        """Model-specific state that differs per process (e.g. a per-image bank of the process's shard)."""
+        return {}
+
+    def load_extra_rank_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`extra_rank_state`."""
 
     @property
     def inference_networks(self) -> list[str]:

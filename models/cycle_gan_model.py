@@ -83,13 +83,10 @@ class CycleGANModel(BaseModel):
         self.forward()
         discriminators = [self.networks["D_A"], self.networks["D_B"]]
         networks.set_requires_grad(discriminators, False)
-        self.optimizers["G"].zero_grad()
         g_losses = self.generator_losses()
-        sum(g_losses.values()).backward()
-        self.optimizers["G"].step()
+        self.minimize("G", sum(g_losses.values()))
 
         networks.set_requires_grad(discriminators, True)
-        self.optimizers["D"].zero_grad()
         d_losses = {
             "D_A": discriminator_loss(
                 self.networks["D_A"], self.gan_loss, self.real_B, self.fake_B_pool.query(self.fake_B), self.opt
@@ -98,8 +95,7 @@ class CycleGANModel(BaseModel):
                 self.networks["D_B"], self.gan_loss, self.real_A, self.fake_A_pool.query(self.fake_A), self.opt
             ),
         }
-        sum(d_losses.values()).backward()
-        self.optimizers["D"].step()
+        self.minimize("D", sum(d_losses.values()))
         return {name: float(value.detach()) for name, value in {**g_losses, **d_losses}.items()}
 
     def current_visuals(self) -> dict[str, Visual]:

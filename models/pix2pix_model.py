@@ -61,18 +61,14 @@ class Pix2PixModel(BaseModel):
         fake_pair = torch.cat([self.real_A, self.fake_B], 1)
 
         networks.set_requires_grad(netD, True)
-        self.optimizers["D"].zero_grad()
         loss_D = discriminator_loss(netD, self.gan_loss, real_pair, self.fake_pool.query(fake_pair), self.opt)
-        loss_D.backward()
-        self.optimizers["D"].step()
+        self.minimize("D", loss_D)
 
         networks.set_requires_grad(netD, False)
-        self.optimizers["G"].zero_grad()
         loss_G_GAN = self.gan_loss(netD(fake_pair), True)
         loss_G_L1 = torch.nn.functional.l1_loss(self.fake_B, self.real_B) * self.opt.lambda_L1
-        (loss_G_GAN + loss_G_L1).backward()
-        self.optimizers["G"].step()
-        return {"G_GAN": float(loss_G_GAN), "G_L1": float(loss_G_L1), "D": float(loss_D)}
+        self.minimize("G", loss_G_GAN + loss_G_L1)
+        return {name: float(value.detach()) for name, value in {"G_GAN": loss_G_GAN, "G_L1": loss_G_L1, "D": loss_D}.items()}
 
     def current_visuals(self) -> dict[str, Visual]:
         return {

@@ -14,13 +14,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
-
 from data import available_datasets
 from data.transforms import PREPROCESS_MODES
 from models import available_models, get_model_class, networks
 from util.checkpoint import atomic_write_text
-from util.errors import UserError
+from util.distributed import select_device  # noqa: F401  (re-exported for the scripts)
+from util.precision import PRECISIONS
 
 
 def add_base_options(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +84,22 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
     g.add_argument("--display_winsize", type=int, default=256, help="display size of images on the web page and Visdom")
 
+    g = parser.add_argument_group("speed")
+    g.add_argument(
+        "--precision",
+        type=str,
+        default="fp32",
+        choices=PRECISIONS,
+        help="number format of the networks: fp32, bf16 or fp16 autocast (losses stay fp32; fp16 scales gradients). "
+        "See docs/performance.md for what each gains where",
+    )
+    g.add_argument(
+        "--channels_last",
+        action="store_true",
+        help="channels-last memory format for networks and inputs (see docs/performance.md)",
+    )
+    g.add_argument("--compile", action="store_true", help="torch.compile every network (see docs/performance.md)")
+
     g = parser.add_argument_group("misc")
     g.add_argument("--epoch", type=str, default="latest", help="checkpoint to load: latest or an epoch number")
     g.add_argument("--verbose", action="store_true", help="print network summaries")
@@ -116,21 +131,6 @@ def parse_gpu_ids(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"--gpu_ids must be comma-separated integers, got {text!r}") from None
     return [i for i in ids if i >= 0]
-
-
-def select_device(gpu_ids: list[int]) -> torch.device:
-    """The first requested GPU, or the CPU when none is requested or CUDA is absent."""
-    if gpu_ids and torch.cuda.is_available():
-        if len(gpu_ids) > 1:
-            print(f"note: training uses one GPU; --gpu_ids {gpu_ids} -> cuda:{gpu_ids[0]}", file=sys.stderr)
-        if gpu_ids[0] >= torch.cuda.device_count():
-            raise UserError(
-                f"--gpu_ids {gpu_ids[0]}: only {torch.cuda.device_count()} CUDA device(s) present; "
-                f"use an id below that, or -1 for CPU"
-            )
-        torch.cuda.set_device(gpu_ids[0])
-        return torch.device(f"cuda:{gpu_ids[0]}")
-    return torch.device("cpu")
 
 
 def parse_options(

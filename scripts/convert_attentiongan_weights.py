@@ -23,7 +23,7 @@ if str(REPO_ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from models.attentiongan_model import convert_released_generator, released_generator_options  # noqa: E402
-from util.checkpoint import FORMAT_VERSION, atomic_save  # noqa: E402
+from util.checkpoint import save_inference_checkpoint  # noqa: E402
 from util.errors import UserError  # noqa: E402
 
 
@@ -54,18 +54,7 @@ def convert(g_a: Path, g_b: Path, out: Path, name: str) -> Path:
         "scheme": "II",
         "n_attention": shapes["n_attention"],
     }
-    atomic_save(
-        {
-            "format_version": FORMAT_VERSION,
-            "model": "attentiongan",
-            "architecture": architecture,
-            "options": {"name": name, "converted_from": [str(g_a), str(g_b)]},
-            "progress": {"epoch": 1, "batch": 0, "total_iters": 0},
-            "state": {"networks": networks},
-            "rng": None,
-        },
-        out,
-    )
+    save_inference_checkpoint(out, "attentiongan", architecture, networks, {"name": name, "converted_from": [str(g_a), str(g_b)]})
     return out
 
 

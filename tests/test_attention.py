@@ -241,7 +241,7 @@ def test_train_resume_and_test_show_attention_maps(tmp_path, model):
     assert first.returncode == 0, first.stderr[-3000:]
     resumed = run_script("train.py", *common, "--n_epochs", "2", "--continue_train")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming" in resumed.stdout and "at epoch 2, batch 0" in resumed.stdout
+    assert "resuming" in resumed.stdout and "at epoch 2, position 0" in resumed.stdout
     log = [json.loads(line) for line in (tmp_path / "ckpt" / model / "loss_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 1, 1, 2, 2, 2] and all(0 <= r["losses"]["mean_att_A"] <= 1 for r in log)
     test = run_script("test.py", *run_args, "--results_dir", tmp_path / "res")

@@ -121,7 +121,7 @@ def test_the_interrupted_run_was_really_killed_part_way(runs):
 def test_resume_starts_at_the_checkpointed_epoch_and_lr(runs):
     at = runs["at_kill"]
     line = next(line for line in runs["resume_stdout"].splitlines() if line.startswith("resuming"))
-    assert f"at epoch {at['epoch']}, batch {at['batch']}" in line
+    assert f"at epoch {at['epoch']}, position {at['position']}" in line
     reference = [json.loads(l) for l in (runs["tmp"] / "ckpt" / "reference" / "loss_log.jsonl").read_text().splitlines()]
     # Epoch e trains at 2e-4 * (1 - max(0, e - 2) / 3): constant for 2 epochs, then linear decay over 2 (+1).
     expected_lr = 0.0002 * (1 - max(0, at["epoch"] - 2) / 3)
@@ -133,7 +133,7 @@ def test_resumed_run_ends_exactly_where_the_uninterrupted_one_does(runs):
     ckpt = runs["tmp"] / "ckpt"
     reference = torch.load(ckpt / "reference" / "latest.pt", map_location="cpu", weights_only=False)
     resumed = torch.load(ckpt / "resumed" / "latest.pt", map_location="cpu", weights_only=False)
-    assert reference["progress"] == resumed["progress"] == {"epoch": 5, "batch": 0, "total_iters": 24}
+    assert reference["progress"] == resumed["progress"] == {"epoch": 5, "position": 0, "total_iters": 24}
     for net, weights in reference["state"]["networks"].items():
         for key, value in weights.items():
             assert torch.equal(value, resumed["state"]["networks"][net][key]), (net, key)
@@ -328,10 +328,10 @@ def test_max_iters_stops_resumably_mid_epoch(tmp_path):
               "--n_epochs", "1", "--n_epochs_decay", "1", "--serial_batches"]
     first = run("train.py", *common, "--max_iters", "3")
     assert "stopping at --max_iters 3" in first.stdout
-    assert progress_of(tmp_path / "ckpt" / "budget" / "latest.pt") == {"epoch": 1, "batch": 3, "total_iters": 3}
+    assert progress_of(tmp_path / "ckpt" / "budget" / "latest.pt") == {"epoch": 1, "position": 3, "total_iters": 3}
     second = run("train.py", *common, "--continue_train")
-    assert "at epoch 1, batch 3" in second.stdout
-    assert progress_of(tmp_path / "ckpt" / "budget" / "latest.pt") == {"epoch": 3, "batch": 0, "total_iters": 10}
+    assert "at epoch 1, position 3" in second.stdout
+    assert progress_of(tmp_path / "ckpt" / "budget" / "latest.pt") == {"epoch": 3, "position": 0, "total_iters": 10}
 
 
 def test_benchmark_summary_table_reads_metrics_json():

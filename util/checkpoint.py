@@ -1,9 +1,11 @@
 """Checkpoints that resume training exactly, written atomically.
 
 A checkpoint is one file, ``<checkpoints_dir>/<name>/latest.pt`` or ``epoch_<N>.pt``,
-holding: the model name, the architecture options, every network, optimiser, scheduler
-and image pool, the progress counters (next epoch, batches done in it, images seen) and
-the random-number-generator states of Python, NumPy and torch (CPU and CUDA).
+holding: the model name, the architecture options, every network, optimiser, gradient
+scaler and scheduler, the progress counters (next epoch, position in its sample order,
+images seen) and, per training process (``ranks``), its image pools, model-specific
+per-process state and the random-number-generator states of Python, NumPy and torch (CPU
+and CUDA). See docs/formats.md.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from util import distributed
 from util.errors import UserError
 
 FORMAT_VERSION = 1
@@ -67,6 +70,57 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_training_checkpoint(path: Path, model: Any, opt: Any, progress: dict[str, int]) -> None:
+    """Write everything needed to resume (see the module docstring). Called on every rank at
+    the same point: each rank's pools and random states are gathered, and rank 0 writes."""
+    ranks = distributed.gather_objects({"state": model.rank_state(), "rng": capture_rng_state()})
+    if not distributed.context().is_main:
+        return
+    options = {k: v for k, v in vars(opt).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
+    atomic_save(
+        {
+            "format_version": FORMAT_VERSION,
+            "model": opt.model,
+            "architecture": model.architecture(),
+            "options": options,
+            "progress": progress,
+            "state": model.training_state(),
+            "ranks": ranks,
+        },
+        path,
+    )
+
+
+def save_inference_checkpoint(
+    path: Path, model: str, architecture: dict[str, Any], networks: dict[str, dict[str, torch.Tensor]], options: dict[str, Any]
+) -> None:
+    """Write a checkpoint that holds only weights (converted from another code base): test.py and
+    translate.py load it like any other; it cannot be resumed."""
+    atomic_save(
+        {
+            "format_version": FORMAT_VERSION,
+            "model": model,
+            "architecture": architecture,
+            "options": options,
+            "progress": {"epoch": 1, "position": 0, "total_iters": 0},
+            "state": {"networks": networks},
+            "ranks": [],
+        },
+        path,
+    )
+
+
+def upgrade_checkpoint(checkpoint: dict[str, Any], batch_size: int) -> dict[str, Any]:
+    """Read checkpoints of the first layout (one process, progress in batches) as the current one."""
+    progress = checkpoint["progress"]
+    if "position" not in progress:
+        progress["position"] = progress.pop("batch", 0) * batch_size
+    if "ranks" not in checkpoint:
+        pools = checkpoint["state"].pop("pools", {})
+        checkpoint["ranks"] = [{"state": {"pools": pools, "extra": {}}, "rng": checkpoint.pop("rng")}]
+    return checkpoint
 
 
 def checkpoint_path(run_dir: Path, epoch: str | int) -> Path:

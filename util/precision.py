@@ -1,0 +1,89 @@
+"""Mixed precision for training and testing (``--precision fp32|bf16|fp16``).
+
+One :class:`Precision` per run decides the autocast dtype and owns nothing else; the base
+model uses it so that model files never touch autocast or gradient scalers:
+
+- networks run under ``torch.autocast`` (convolutions in bf16/fp16, the rest as autocast
+  decides) and hand their outputs back in fp32 (:func:`to_fp32`), so every loss and metric a
+  model computes from them is computed in fp32;
+- with fp16, each optimiser gets its own ``GradScaler`` (:meth:`Precision.make_scaler`),
+  whose state is checkpointed with the optimiser;
+- bf16 needs no scaler: its exponent range is fp32's.
+
+The autocast weight cache lives as long as one autocast region; the base model clears it
+after every optimiser step, because the optimiser changes the weights in place and a cached
+low-precision copy would then be stale (see ``BaseModel.minimize``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Precision:
+    """The numeric format networks run in on ``device``."""
+
+    def __init__(self, name: str, device: torch.device) -> None:
+        if name not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {PRECISIONS}, got {name!r}")
+        self.name = name
+        self.dtype = _DTYPES[name]
+        self.device_type = torch.device(device).type
+        self.enabled = name != "fp32"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast region for forward passes (a no-op context for fp32)."""
+        if not self.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def full_precision(self) -> contextlib.AbstractContextManager:
+        """A region where autocast is off (backward passes, optimiser steps)."""
+        if not self.enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, enabled=False)
+
+    def make_scaler(self) -> torch.amp.GradScaler:
+        """A gradient scaler, active only for fp16 (a pass-through otherwise)."""
+        return torch.amp.GradScaler(self.device_type, enabled=self.name == "fp16")
+
+
+def to_fp32(value: Any) -> Any:
+    """Cast every floating tensor in ``value`` (tensors, dataclasses, tuples, lists, dicts) to fp32."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: to_fp32(getattr(value, f.name)) for f in dataclasses.fields(value)})
+    if isinstance(value, tuple):
+        return type(value)(*map(to_fp32, value)) if hasattr(value, "_fields") else tuple(map(to_fp32, value))
+    if isinstance(value, list):
+        return [to_fp32(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_fp32(v) for k, v in value.items()}
+    return value
+
+
+def channels_last(value: Any) -> Any:
+    """Put every 4-d tensor in ``value`` (tensors, tuples, lists) into channels-last memory format."""
+    if isinstance(value, torch.Tensor):
+        return value.contiguous(memory_format=torch.channels_last) if value.dim() == 4 else value
+    if isinstance(value, (tuple, list)):
+        return type(value)(channels_last(v) for v in value)
+    return value
+
+
+@contextlib.contextmanager
+def no_autocast_cache() -> Iterator[None]:
+    """Clear autocast's cast cache on the way out (after weights changed in place)."""
+    try:
+        yield
+    finally:
+        torch.clear_autocast_cache()
