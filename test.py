@@ -12,13 +12,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from data import create_dataloader, create_dataset, resolve_dataroot
 from models import create_model
 from options import parse_test_options
 from options.base_options import save_options, select_device
-from util.checkpoint import check_architecture, checkpoint_path, load_checkpoint
+from util.checkpoint import check_architecture, checkpoint_path, load_checkpoint, non_finite_entries
 from util.errors import UserError, run_cli
 from util.results import ResultWriter
 
@@ -30,14 +31,27 @@ def run_test(opt: argparse.Namespace) -> Path:
     run_dir = Path(opt.checkpoints_dir) / opt.name
     path = checkpoint_path(run_dir, opt.epoch)
     checkpoint = load_checkpoint(path)
+    trained_with = checkpoint.get("model")
+    if trained_with != opt.model and opt.model != "test":
+        raise UserError(f"checkpoint {path} was trained with --model {trained_with}; pass --model {trained_with}")
+    broken = non_finite_entries(checkpoint["state"]["networks"])
+    if broken:
+        raise UserError(
+            f"checkpoint {path} holds non-finite weights ({', '.join(broken[:3])}): the training diverged before it "
+            f"was written and it cannot produce images; test an earlier one with --epoch N "
+            f"(available: {sorted(p.name for p in path.parent.glob('*.pt'))})"
+        )
     dataset = create_dataset(opt)
     model = create_model(opt.model, opt, device)
     check_architecture(checkpoint["architecture"], model.architecture(), path)
+    model.prepare_from_checkpoint(checkpoint)
     try:
         model.load_networks(checkpoint["state"]["networks"], model.inference_networks)
     except (KeyError, RuntimeError) as err:
         raise UserError(f"checkpoint {path} does not fit --model {opt.model}: {err}") from None
     model.set_mode(not opt.eval)
+    # Models whose pictures depend on the training stage see the checkpoint's last epoch.
+    model.epoch = checkpoint["progress"]["epoch"] - 1
 
     epoch_label = opt.epoch if opt.epoch == "latest" else f"{int(opt.epoch)}"
     result_dir = Path(opt.results_dir) / opt.name / f"{opt.phase}_{epoch_label}"
@@ -66,7 +80,14 @@ def run_test(opt: argparse.Namespace) -> Path:
             break
         model.set_input(batch)
         model.test()
-        bar.update(writer.add_batch(model.current_visuals(), batch, limit=total - len(writer.rows)))
+        visuals = model.current_visuals()
+        broken = [name for name, visual in visuals.items() if not bool(torch.isfinite(visual.image).all())]
+        if broken:
+            raise UserError(
+                f"the model produced non-finite pictures ({', '.join(broken)}) for {batch['A_paths'][0]}; "
+                f"results.json and the page were not written. Check the checkpoint (an earlier --epoch), or --precision fp32"
+            )
+        bar.update(writer.add_batch(visuals, batch, limit=total - len(writer.rows)))
     bar.close()
     page = writer.save()
     print(f"results: {page}")

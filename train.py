@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from data import EpochLoader, create_dataset, resolve_dataroot
-from models import BaseModel, create_model
+from models import BaseModel, NonFiniteLoss, create_model
 from options import parse_train_options
 from options.base_options import format_options, save_options
 from util import distributed
@@ -31,11 +31,12 @@ from util.checkpoint import (
     check_architecture,
     checkpoint_path,
     load_checkpoint,
+    remove_stale_temp_files,
     restore_rng_state,
     save_training_checkpoint,
     upgrade_checkpoint,
 )
-from util.errors import UserError, run_cli
+from util.errors import RunFailed, UserError, run_cli
 from util.visualizer import TrainingVisualizer
 
 
@@ -137,6 +138,9 @@ def run_training(opt: argparse.Namespace, ctx: distributed.DistributedContext, d
             )
     visualizer = None
     if ctx.is_main:
+        stale = remove_stale_temp_files(run_dir)
+        if stale:
+            print(f"removed {len(stale)} temp file(s) left by interrupted writes in {run_dir}")
         save_options(opt, run_dir, "train")
         print(format_options(opt) if opt.verbose else f"options saved to {run_dir / 'train_opt.txt'}")
         if ctx.enabled:
@@ -149,8 +153,12 @@ def run_training(opt: argparse.Namespace, ctx: distributed.DistributedContext, d
     total_iters = progress["total_iters"]
     images_per_step = opt.batch_size * ctx.world_size
 
+    last_good = f"{checkpoint_path(run_dir, opt.epoch)} ({progress['total_iters']} images)" if checkpoint else "none yet"
+
     def save(name: str, epoch: int, position: int) -> None:
+        nonlocal last_good
         save_training_checkpoint(run_dir / name, model, opt, {"epoch": epoch, "position": position, "total_iters": total_iters})
+        last_good = f"{run_dir / name} ({total_iters} images)"
 
     for epoch in range(progress["epoch"], last_epoch + 1):
         start = progress["position"] if epoch == progress["epoch"] else 0
@@ -167,7 +175,15 @@ def run_training(opt: argparse.Namespace, ctx: distributed.DistributedContext, d
         )
         started, images_this_epoch, position = time.time(), 0, start
         for step, batch in enumerate(loader.epoch(epoch, start), start=1):
-            losses = model.train_step(batch)
+            try:
+                losses = model.train_step(batch)
+            except NonFiniteLoss as err:
+                bar.close()
+                raise RunFailed(
+                    f"training stopped: {err} at epoch {epoch}, step {step} (after {total_iters} images). Nothing was "
+                    f"saved after the last good checkpoint: {last_good}. Lower --lr, check the data, use --precision "
+                    f"fp32/bf16 instead of fp16, or pass --nonfinite skip; then resume with --continue_train"
+                ) from None
             before, total_iters = total_iters, total_iters + images_per_step
             position = min(len(dataset), position + images_per_step)
             images_this_epoch += images_per_step
@@ -200,6 +216,8 @@ def run_training(opt: argparse.Namespace, ctx: distributed.DistributedContext, d
         bar.close()
         model.update_learning_rate()
         diagnostics = model.epoch_diagnostics()
+        if model.skipped_steps:
+            diagnostics.append(f"{model.skipped_steps} optimiser step(s) skipped so far for non-finite losses (--nonfinite skip)")
         if ctx.is_main:
             for message in diagnostics:
                 warnings.warn(f"epoch {epoch}: {message}", stacklevel=1)

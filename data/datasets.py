@@ -1,10 +1,13 @@
 """The dataset modes a model can ask for by name: ``unaligned``, ``aligned`` and ``single``.
 
 Every sample is a dict. ``A``/``B`` are ``C x H x W`` tensors in [-1, 1]; ``A_paths``/
-``B_paths`` the source files; ``A_mask``/``B_mask`` are ``1 x H x W`` 0/1 tensors with
-``A_has_mask``/``B_has_mask`` telling whether a ground-truth mask exists (all zeros and
-False otherwise). Masks live in a sibling folder ``<folder>_mask/`` with the same
-relative file stem (PNG; 0 background, 255 object).
+``B_paths`` the source files and ``A_index``/``B_index`` their positions in the dataset's
+file lists (models that keep per-image state key it by these); ``A_mask``/``B_mask`` are
+``1 x H x W`` 0/1 tensors with ``A_has_mask``/``B_has_mask`` telling whether a ground-truth
+mask exists (all zeros and False otherwise); ``A_geometry``/``B_geometry`` say where the
+sample's pixels lie in its resized image (:meth:`data.transforms.GeometryParams.as_tensor`). Masks live in a sibling folder
+``<folder>_mask/`` with the same relative file stem (0 background, non-zero object; see
+``data/image_folder.py``). Every file's header is checked when the dataset is built.
 
 Randomness: a sample is a pure function of ``(seed, epoch, index)``. The training
 sampler passes ``(epoch, index)`` keys, and each sample draws its crop, flip and (for
@@ -24,7 +27,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from data.image_folder import find_mask, list_images, load_mask, load_rgb
+from data.image_folder import list_images, load_mask, load_rgb, scan_images
 from data.transforms import apply_geometry, image_to_tensor, mask_to_tensor, sample_geometry
 from util.errors import UserError
 
@@ -61,29 +64,36 @@ def mask_folder(image_folder: Path) -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+def smallest_side(opt: argparse.Namespace) -> int:
+    """Images smaller than this are upscaled by the preprocessing (worth a warning)."""
+    return opt.crop_size if "crop" in opt.preprocess else 1
+
+
 class _Sample:
     """Loads one image (and its mask, if any) with a shared geometric transform."""
 
-    def __init__(self, folder: Path, paths: list[Path], channels: int) -> None:
+    def __init__(self, folder: Path, paths: list[Path], channels: int, opt: argparse.Namespace) -> None:
         self.folder, self.paths, self.channels = folder, paths, channels
-        self.mask_dir = mask_folder(folder)
+        self.masks = scan_images(paths, folder, mask_folder(folder), smallest_side(opt)).masks
 
-    def load(self, index: int, opt: argparse.Namespace, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, bool, str]:
+    def load(self, index: int, opt: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]:
+        """The image, its mask (zeros when absent), whether it has one, its path and its geometry."""
         path = self.paths[index]
         image = load_rgb(path)
         original_size = image.size
         params = sample_geometry(opt, original_size, rng)
         image = apply_geometry(image, params)
-        mask_path = find_mask(self.mask_dir, path, self.folder)
+        mask_path = self.masks.get(path)
         mask = None
         if mask_path is not None:
-            mask = apply_geometry(load_mask(mask_path, original_size), params, is_mask=True)
-        return image_to_tensor(image, self.channels), mask_to_tensor(mask, image.size), mask is not None, str(path)
-
-
-def load_rgb_size(path: Path) -> tuple[int, int]:
-    with Image.open(path) as image:
-        return image.size
+            mask = apply_geometry(load_mask(mask_path, original_size, path), params, is_mask=True)
+        return {
+            "": image_to_tensor(image, self.channels),
+            "_mask": mask_to_tensor(mask, image.size),
+            "_has_mask": mask is not None,
+            "_paths": str(path),
+            "_geometry": params.as_tensor(),
+        }
 
 
 def _split_key(key: int | tuple[int, int]) -> tuple[int, int]:
@@ -123,7 +133,9 @@ class UnalignedDataset(_BaseDataset):
         if opt.direction == "BtoA":
             folders = {"A": folders["B"], "B": folders["A"]}
         self.sides = {
-            side: _Sample(folder, list_images(folder, opt.max_dataset_size, hint), opt.input_nc if side == "A" else opt.output_nc)
+            side: _Sample(
+                folder, list_images(folder, opt.max_dataset_size, hint), opt.input_nc if side == "A" else opt.output_nc, opt
+            )
             for side, folder in folders.items()
         }
 
@@ -140,8 +152,9 @@ class UnalignedDataset(_BaseDataset):
             index_b = int(self.rng(epoch, index, 1).integers(len(side_b.paths)))
         sample: dict[str, Any] = {}
         for side, (source, idx, stream) in {"A": (side_a, index_a, 2), "B": (side_b, index_b, 3)}.items():
-            image, mask, has_mask, path = source.load(idx, self.opt, self.rng(epoch, index, stream))
-            sample.update({side: image, f"{side}_mask": mask, f"{side}_has_mask": has_mask, f"{side}_paths": path})
+            fields = source.load(idx, self.opt, self.rng(epoch, index, stream))
+            sample.update({side + key: value for key, value in fields.items()})
+            sample[f"{side}_index"] = idx
         return sample
 
 
@@ -159,7 +172,8 @@ class AlignedDataset(_BaseDataset):
         super().__init__(opt)
         self.folder = self.root / opt.phase
         self.paths = list_images(self.folder, opt.max_dataset_size, self.layout.format(phase=opt.phase))
-        self.mask_dir = mask_folder(self.folder)
+        # A pair mask may cover both halves or one (then it is as wide as half the pair).
+        self.masks = scan_images(self.paths, self.folder, mask_folder(self.folder), 1, pairs=True).masks
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -190,21 +204,24 @@ class AlignedDataset(_BaseDataset):
                     f"{side}_mask": mask_to_tensor(mask, image.size),
                     f"{side}_has_mask": mask is not None,
                     f"{side}_paths": str(path),
+                    f"{side}_index": index,
+                    f"{side}_geometry": params.as_tensor(),
                 }
             )
         return sample
 
     def _masks(self, path: Path, pair_size: tuple[int, int], half_size: tuple[int, int]) -> dict[str, Any]:
-        mask_path = find_mask(self.mask_dir, path, self.folder)
+        mask_path = self.masks.get(path)
         if mask_path is None:
             return {"A": None, "B": None}
-        width = load_rgb_size(mask_path)[0]
+        with Image.open(mask_path) as header:
+            width = header.size[0]
         if width == pair_size[0] and width != half_size[0]:
-            full = load_mask(mask_path, pair_size)
+            full = load_mask(mask_path, pair_size, path)
             w = pair_size[0] // 2
             left, right = full.crop((0, 0, w, pair_size[1])), full.crop((w, 0, 2 * w, pair_size[1]))
             return {"A": left, "B": right} if self.opt.direction == "AtoB" else {"A": right, "B": left}
-        shared = load_mask(mask_path, half_size)
+        shared = load_mask(mask_path, half_size, path)
         return {"A": shared, "B": shared}
 
 
@@ -215,15 +232,15 @@ class SingleDataset(_BaseDataset):
     def __init__(self, opt: argparse.Namespace) -> None:
         super().__init__(opt)
         channels = opt.output_nc if opt.direction == "BtoA" else opt.input_nc
-        self.source = _Sample(self.root, list_images(self.root, opt.max_dataset_size, "DATAROOT/*.jpg"), channels)
+        self.source = _Sample(self.root, list_images(self.root, opt.max_dataset_size, "DATAROOT/*.jpg"), channels, opt)
 
     def __len__(self) -> int:
         return len(self.source.paths)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, index = _split_key(key)
-        image, mask, has_mask, path = self.source.load(index, self.opt, self.rng(epoch, index))
-        return {"A": image, "A_mask": mask, "A_has_mask": has_mask, "A_paths": path}
+        fields = self.source.load(index, self.opt, self.rng(epoch, index))
+        return {**{"A" + key: value for key, value in fields.items()}, "A_index": index}
 
 
 class EpochSampler(Sampler):

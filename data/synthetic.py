@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image
 
 __all__ = [
+    "BACKGROUNDS",
     "GENERATOR_VERSION",
     "METADATA_FILE",
     "SceneLayers",
@@ -160,14 +161,19 @@ class BackgroundPalette:
     ground: np.ndarray
 
 
-# Overlapping (hue, saturation, value) ranges: A is greener on average, B drier.
+# (hue, saturation, value) ranges of grass and bare ground per domain.
+# "overlapping" (default): A is greener on average, B drier, and the ranges overlap.
+# "distinct" (the hard-background setting): lush dark-green meadows in A, pale dry savanna in
+# B, disjoint in hue and brightness, so a discriminator can tell the domains by the
+# background alone and a whole-image translator is rewarded for repainting it.
+BACKGROUNDS = ("overlapping", "distinct")
 _GRASS_HSV = {
-    "A": ((0.17, 0.36), (0.35, 0.75), (0.35, 0.70)),
-    "B": ((0.09, 0.24), (0.30, 0.70), (0.45, 0.80)),
+    "overlapping": {"A": ((0.17, 0.36), (0.35, 0.75), (0.35, 0.70)), "B": ((0.09, 0.24), (0.30, 0.70), (0.45, 0.80))},
+    "distinct": {"A": ((0.25, 0.36), (0.55, 0.85), (0.30, 0.50)), "B": ((0.10, 0.14), (0.30, 0.50), (0.68, 0.88))},
 }
 _GROUND_HSV = {
-    "A": ((0.06, 0.13), (0.25, 0.55), (0.30, 0.60)),
-    "B": ((0.05, 0.11), (0.20, 0.50), (0.40, 0.70)),
+    "overlapping": {"A": ((0.06, 0.13), (0.25, 0.55), (0.30, 0.60)), "B": ((0.05, 0.11), (0.20, 0.50), (0.40, 0.70))},
+    "distinct": {"A": ((0.05, 0.09), (0.40, 0.60), (0.22, 0.38)), "B": ((0.08, 0.11), (0.15, 0.30), (0.70, 0.85))},
 }
 
 
@@ -196,12 +202,12 @@ def _draw_background_structure(rng: np.random.Generator, size: int) -> Backgroun
     return BackgroundStructure(grass_weight, tint, brightness.astype(_Float))
 
 
-def _draw_background_palette(rng: np.random.Generator, domain: str) -> BackgroundPalette:
-    """Domain-specific colours; the ranges of A and B overlap on purpose."""
-    grass = _hsv_colour(rng, _GRASS_HSV[domain])
+def _draw_background_palette(rng: np.random.Generator, domain: str, backgrounds: str = "overlapping") -> BackgroundPalette:
+    """Domain-specific colours; by default the ranges of A and B overlap on purpose."""
+    grass = _hsv_colour(rng, _GRASS_HSV[backgrounds][domain])
     shade = rng.uniform(0.75, 1.25)
     grass_alt = np.clip(grass * shade + rng.uniform(-0.06, 0.06, 3), 0.0, 1.0).astype(_Float)
-    ground = _hsv_colour(rng, _GROUND_HSV[domain])
+    ground = _hsv_colour(rng, _GROUND_HSV[backgrounds][domain])
     return BackgroundPalette(grass, grass_alt, ground)
 
 
@@ -443,7 +449,9 @@ def _render_objects(
     return mask, layers
 
 
-def render_scene_layers(rng: np.random.Generator, size: int, domain: str, *, n_objects: int | None = None) -> SceneLayers:
+def render_scene_layers(
+    rng: np.random.Generator, size: int, domain: str, *, n_objects: int | None = None, backgrounds: str = "overlapping"
+) -> SceneLayers:
     """Render one scene of ``domain`` ('A' plain, 'B' striped) with its layers.
 
     Args:
@@ -452,28 +460,31 @@ def render_scene_layers(rng: np.random.Generator, size: int, domain: str, *, n_o
         domain: 'A' (plain shaded animals, greener ground) or 'B' (striped
             animals, drier ground).
         n_objects: number of animals (0 gives an empty scene); random 1-3 if None.
+        backgrounds: "overlapping" palettes (default) or "distinct" ones (see ``BACKGROUNDS``).
     """
     _check_scene_args(size, domain, n_objects)
     mask, objects = _render_objects(rng, size, n_objects, (domain,))
     structure = _draw_background_structure(rng, size)
-    background = _to_uint8(_paint_background(structure, _draw_background_palette(rng, domain)))
+    background = _to_uint8(_paint_background(structure, _draw_background_palette(rng, domain, backgrounds)))
     foreground = _to_uint8(objects[domain])
     image = np.where(mask[..., None], foreground, background)
     return SceneLayers(image=image, mask=mask, background=background, foreground=foreground)
 
 
 def render_scene(
-    rng: np.random.Generator, size: int, domain: str, *, n_objects: int | None = None
+    rng: np.random.Generator, size: int, domain: str, *, n_objects: int | None = None, backgrounds: str = "overlapping"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one scene; returns (HxWx3 uint8 image, HxW bool mask).
 
     See :func:`render_scene_layers` for the arguments.
     """
-    layers = render_scene_layers(rng, size, domain, n_objects=n_objects)
+    layers = render_scene_layers(rng, size, domain, n_objects=n_objects, backgrounds=backgrounds)
     return layers.image, layers.mask
 
 
-def render_paired_scene(rng: np.random.Generator, size: int, *, n_objects: int | None = None) -> tuple[SceneLayers, SceneLayers]:
+def render_paired_scene(
+    rng: np.random.Generator, size: int, *, n_objects: int | None = None, backgrounds: str = "overlapping"
+) -> tuple[SceneLayers, SceneLayers]:
     """Render the same scene in both domains, for the aligned layout.
 
     Geometry, shading and background texture are shared; the animals' look
@@ -483,7 +494,7 @@ def render_paired_scene(rng: np.random.Generator, size: int, *, n_objects: int |
     _check_scene_args(size, None, n_objects)
     mask, objects = _render_objects(rng, size, n_objects, ("A", "B"))
     structure = _draw_background_structure(rng, size)
-    palettes = {domain: _draw_background_palette(rng, domain) for domain in ("A", "B")}
+    palettes = {domain: _draw_background_palette(rng, domain, backgrounds) for domain in ("A", "B")}
     scenes = []
     for domain in ("A", "B"):
         background = _to_uint8(_paint_background(structure, palettes[domain]))
@@ -521,6 +532,7 @@ class _Task:
     size: int
     seed: int
     empty: bool
+    backgrounds: str = "overlapping"
 
 
 def image_name(index: int) -> str:
@@ -542,12 +554,12 @@ def _render_task(task: _Task) -> None:
     n_objects = 0 if task.empty else None
     root, name = Path(task.root), image_name(task.index)
     if task.domain == "AB":
-        scene_a, scene_b = render_paired_scene(rng, task.size, n_objects=n_objects)
+        scene_a, scene_b = render_paired_scene(rng, task.size, n_objects=n_objects, backgrounds=task.backgrounds)
         image = np.concatenate([scene_a.image, scene_b.image], axis=1)
         mask = scene_a.mask  # one mask per pair: the geometry is shared
         folder = task.split
     else:
-        image, mask = render_scene(rng, task.size, task.domain, n_objects=n_objects)
+        image, mask = render_scene(rng, task.size, task.domain, n_objects=n_objects, backgrounds=task.backgrounds)
         folder = f"{task.split}{task.domain}"
     _save_png(image, root / folder / name)
     _save_png(_mask_to_png(mask), root / f"{folder}_mask" / name)
@@ -568,6 +580,7 @@ def _dataset_params(
     seed: int,
     aligned: bool,
     empty_fraction: float,
+    backgrounds: str = "overlapping",
 ) -> dict[str, Any]:
     """Everything that determines the dataset's content (stored in synthetic.json)."""
     return {
@@ -579,6 +592,7 @@ def _dataset_params(
         "seed": int(seed),
         "aligned": bool(aligned),
         "empty_fraction": float(empty_fraction),
+        "backgrounds": str(backgrounds),
     }
 
 
@@ -617,6 +631,7 @@ def _make_tasks(root: Path, params: dict[str, Any]) -> list[_Task]:
                     params["size"],
                     params["seed"],
                     index in empties,
+                    params["backgrounds"],
                 )
             )
     return tasks
@@ -669,13 +684,14 @@ def _is_empty_dir(path: Path) -> bool:
 
 
 # Options of make_synthetic_dataset that determine the dataset's content.
-_CONTENT_OPTIONS = ("size", "n_train", "n_test", "seed", "aligned", "empty_fraction")
+_CONTENT_OPTIONS = ("size", "n_train", "n_test", "seed", "aligned", "empty_fraction", "backgrounds")
 
 
 def _content_params(metadata: dict[str, Any]) -> dict[str, Any]:
     """The metadata keys that determine content (extra keys, e.g. counts, are ignored)."""
-    keys = _dataset_params(MIN_SIZE, 0, 0, 0, False, 0.0).keys()
-    return {key: metadata.get(key) for key in keys}
+    defaults = _dataset_params(MIN_SIZE, 0, 0, 0, False, 0.0)
+    # Keys added after a dataset was written take the value that reproduces it.
+    return {key: metadata.get(key, defaults[key] if key == "backgrounds" else None) for key in defaults}
 
 
 def _check_replaceable(root: Path, overwrite: bool) -> bool:
@@ -717,6 +733,7 @@ def make_synthetic_dataset(
     seed: int = 0,
     aligned: bool = False,
     empty_fraction: float = 0.03,
+    backgrounds: str = "overlapping",
     workers: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
@@ -736,6 +753,8 @@ def make_synthetic_dataset(
         seed: base seed (>= 0); output is byte-identical for equal parameters.
         aligned: write the pix2pix A|B layout instead of the CycleGAN one.
         empty_fraction: fraction of images (per split and domain) with no object.
+        backgrounds: "overlapping" background palettes (default) or "distinct" ones, the
+            hard-background setting where the domains' backgrounds differ strongly.
         workers: processes to use (default ``os.cpu_count()``); does not change
             the output.
         progress: show a tqdm progress bar.
@@ -746,8 +765,10 @@ def make_synthetic_dataset(
         FileExistsError: ``root`` holds a dataset and ``overwrite`` is False.
     """
     _validate_params(size, n_train, n_test, seed, empty_fraction, workers)
+    if backgrounds not in BACKGROUNDS:
+        raise ValueError(f"backgrounds must be one of {BACKGROUNDS}, got {backgrounds!r}")
     root = Path(root)
-    params = _dataset_params(size, n_train, n_test, seed, aligned, empty_fraction)
+    params = _dataset_params(size, n_train, n_test, seed, aligned, empty_fraction, backgrounds)
     _check_replaceable(root, overwrite)  # fail before spending time rendering
 
     root.parent.mkdir(parents=True, exist_ok=True)

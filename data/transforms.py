@@ -26,6 +26,13 @@ class GeometryParams:
     crop: tuple[int, int, int] | None
     flip: bool
 
+    def as_tensor(self) -> torch.Tensor:
+        """``[resized w, resized h, left, top, crop w, crop h, flip]``: where the sample's pixels lie
+        in its resized image (models keeping per-image maps, like GuideGAN's bank, use it)."""
+        w, h = self.resize
+        left, top, cw, ch = (self.crop[0], self.crop[1], self.crop[2], self.crop[2]) if self.crop else (0, 0, w, h)
+        return torch.tensor([w, h, left, top, cw, ch, float(self.flip)], dtype=torch.float32)
+
 
 def _multiple_of(value: int, base: int = 4) -> int:
     return max(base, int(round(value / base) * base))

@@ -4,16 +4,18 @@
   ``G(x) = C * M + x * (1 - M)`` (:func:`fuse_single`);
   Eq. (2)/(3) of AttentionGAN scheme II: ``G(x) = sum_i C_i * A_i + x * A_b`` with the n
   masks ``[A_1..A_{n-1}, A_b]`` normalised by a channel softmax (:func:`fuse_multi`).
-- Total-variation "attention loss" on a mask, Eq. (6) of AGGAN / Eq. (7) of AttentionGAN
-  (:func:`tv_loss`).
+- Total-variation "attention loss" on a mask, Eq. (6) of AGGAN / Eq. (7) of AttentionGAN, and
+  SAAGAN's smoothness loss Eq. (7) as its per-pixel mean (:func:`tv_loss`).
 - The attention-guided discriminator's input, the pair ``[M, image]`` of Eq. (3) of AGGAN /
   Eq. (6) of AttentionGAN (:func:`mask_image_pair`).
 - The loss curriculum of Eq. (9): ``(cycle + pixel) * r + (gan + tv) * (1 - r)`` with
   ``r = 0.01`` for the first 10 epochs, then 0.5 (:class:`Curriculum`).
 - A monitor that warns when attention collapses to all-background or all-foreground
   (:class:`AttentionMonitor`).
-- The two generator families (:class:`AttentionGeneratorI`, :class:`AttentionGeneratorII`)
-  and the pooled-score discriminator of the AGGAN paper (:class:`PooledDiscriminator`).
+- The two generator families (:class:`AttentionGeneratorI`, :class:`AttentionGeneratorII`),
+  UAIT's separate attention network (:class:`UAITAttentionNetwork`), SAAGAN's generator with
+  an attention branch (:class:`BranchedAttentionGenerator`) and the pooled-score
+  discriminator of the AGGAN paper (:class:`PooledDiscriminator`).
 """
 
 from __future__ import annotations
@@ -43,15 +45,18 @@ def fuse_multi(contents: torch.Tensor, masks: torch.Tensor, image: torch.Tensor)
     return (contents * foreground).sum(1) + image * background
 
 
-def tv_loss(mask: torch.Tensor) -> torch.Tensor:
+def tv_loss(mask: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
     """Eq. (6)/(7): sum over pixels of ``|M(w+1,h) - M(w,h)| + |M(w,h+1) - M(w,h)|``.
 
-    Summed over the image, as in the paper (hence its small weight 1e-6), averaged over the
-    batch so the weight does not depend on the batch size.
+    ``sum``: summed over the image, as in AGGAN/AttentionGAN (hence their small weight 1e-6),
+    averaged over the batch so the weight does not depend on the batch size. ``mean``: the mean
+    absolute difference per direction, SAAGAN's ``||grad_u||_1 + ||grad_v||_1`` (weight 5).
     """
-    horizontal = (mask[..., :, 1:] - mask[..., :, :-1]).abs().flatten(1).sum(1)
-    vertical = (mask[..., 1:, :] - mask[..., :-1, :]).abs().flatten(1).sum(1)
-    return (horizontal + vertical).mean()
+    horizontal = (mask[..., :, 1:] - mask[..., :, :-1]).abs().flatten(1)
+    vertical = (mask[..., 1:, :] - mask[..., :-1, :]).abs().flatten(1)
+    if reduction == "mean":
+        return horizontal.mean() + vertical.mean()
+    return (horizontal.sum(1) + vertical.sum(1)).mean()
 
 
 def mask_image_pair(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -194,6 +199,89 @@ class AttentionGeneratorII(nn.Module):
         contents = self.content_decoder(features).view(b, self.n_masks - 1, self.output_nc, h, w)
         masks = torch.softmax(self.attention_decoder(features), dim=1)
         return AttentionOutput(fuse_multi(contents, masks, x), 1 - masks[:, -1:], masks, contents)
+
+
+class UAITAttentionNetwork(nn.Module):
+    """UAIT's attention network (Appendix A): ``c7s2-32-R, c3s2-64-R, r64, up2, c3s1-64-R, up2,
+    c3s1-32-R, c7s1-1-S``, instance norm on every layer but the last, nearest up-sampling.
+
+    The paper's table prints the first convolution with stride 1, which with one stride-2
+    convolution and two up-samplings would return twice the input size; the authors' code uses
+    stride 2 there, the consistent reading taken here: the output has the input's size for any
+    side divisible by 4. (Their code's convolutions after up-sampling are 1x1 by a quirk of
+    argument passing; these are the 3x3 the paper describes.)
+    """
+
+    def __init__(self, input_nc: int = 3, ngf: int = 32) -> None:
+        super().__init__()
+        norm = networks.norm_layer_factory("instance")
+
+        def conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> list[nn.Module]:
+            return [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel, stride), norm(c_out), nn.ReLU(True)]
+
+        up = [nn.Upsample(scale_factor=2, mode="nearest")]
+        self.model = nn.Sequential(
+            *conv(input_nc, ngf, 7, 2),
+            *conv(ngf, ngf * 2, 3, 2),
+            networks.ResnetBlock(ngf * 2, "instance"),
+            *up,
+            *conv(ngf * 2, ngf * 2, 3),
+            *up,
+            *conv(ngf * 2, ngf, 3),
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(ngf, 1, 7),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class BranchedAttentionGenerator(nn.Module):
+    """SAAGAN's generator (Sec. 3.5): CycleGAN's ResNet generator whose attention branch leaves
+    after the ``branch_after``-th residual block (4): the trunk ``c7s1-64, d128, d256, 4 x R256``
+    feeds the translation branch ``G_T`` (the remaining residual blocks, ``u128, u64, c7s1-3``,
+    tanh) and the attention branch ``G_A`` (2 residual blocks and two stride-2 transposed
+    convolutions, the last to one channel, sigmoid). Fused by Eq. (2) of SAAGAN,
+    ``G(x) = G_A(x) * G_T(x) + (1 - G_A(x)) * x`` (:func:`fuse_single`).
+    """
+
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        ngf: int = 64,
+        norm: str = "instance",
+        use_dropout: bool = False,
+        n_blocks: int = 9,
+        branch_after: int = 4,
+        attention_blocks: int = 2,
+    ) -> None:
+        super().__init__()
+        if not 0 <= branch_after <= n_blocks:
+            raise ValueError(f"the attention branch must leave after one of the {n_blocks} residual blocks")
+        width = ngf * 4
+        norm_layer = networks.norm_layer_factory(norm)
+        self.trunk = networks.resnet_encoder(input_nc, ngf, norm, branch_after, use_dropout)
+        rest = [networks.ResnetBlock(width, norm, use_dropout) for _ in range(n_blocks - branch_after)]
+        self.translation = nn.Sequential(*rest, networks.resnet_decoder(output_nc, ngf, norm))
+        self.attention = nn.Sequential(
+            *[networks.ResnetBlock(width, norm, use_dropout) for _ in range(attention_blocks)],
+            nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1),
+            norm_layer(width // 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(width // 2, 1, 3, stride=2, padding=1, output_padding=1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> AttentionOutput:
+        features = self.trunk(x)
+        content, mask = self.translation(features), self.attention(features)
+        return AttentionOutput(fuse_single(content, mask, x), mask, mask, content.unsqueeze(1))
+
+
+# (kernel, stride, padding) of the PooledDiscriminator's convolutions before the pooling.
+POOLED_LAYERS = [(4, 2, 1)] * 4 + [(4, 1, 1)]
 
 
 class PooledDiscriminator(nn.Module):

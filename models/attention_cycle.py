@@ -23,6 +23,7 @@ import torch
 
 from models import networks
 from models.attention import (
+    POOLED_LAYERS,
     AttentionGeneratorI,
     AttentionMonitor,
     AttentionOutput,
@@ -32,7 +33,7 @@ from models.attention import (
     tv_loss,
 )
 from models.base_model import BaseModel, Visual
-from models.cycle_gan_model import add_cycle_loss_options
+from models.cycle_gan_model import add_cycle_loss_options, discriminator_loss
 
 
 def add_switch(group: argparse._ArgumentGroup, name: str, default: bool, help_text: str) -> None:
@@ -85,6 +86,18 @@ class AttentionCycleModel(BaseModel):
 
     architecture_options = ("netG", "ngf", "norm", "no_dropout", "input_nc", "output_nc")
 
+    @classmethod
+    def validate_options(cls, opt: argparse.Namespace) -> list[str]:
+        if not networks.is_resnet(opt.netG):
+            return [f"--netG {opt.netG}: this model's generator is ResNet-based; use resnet_9blocks or resnet_6blocks"]
+        return super().validate_options(opt)
+
+    @classmethod
+    def discriminator_min_size(cls, opt: argparse.Namespace) -> int:
+        if getattr(opt, "d_head", "patch") == "pooled":
+            return networks.min_input_size(POOLED_LAYERS)
+        return super().discriminator_min_size(opt)
+
     def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
         """Scheme I (AGGAN's generator) by default; AttentionGAN overrides it for scheme II."""
         opt = self.opt
@@ -95,27 +108,45 @@ class AttentionCycleModel(BaseModel):
         """Every mask and content image of one generator; scheme I has one content image."""
         return {f"content_{side}": Visual(out.contents[:, 0], side, "content")}
 
+    def add_generators(self) -> None:
+        """``G_A: A -> B`` and ``G_B: B -> A`` (UAIT adds its separate attention networks here)."""
+        self.add_network("G_A", self.build_generator(self.opt.input_nc, self.opt.output_nc))
+        self.add_network("G_B", self.build_generator(self.opt.output_nc, self.opt.input_nc))
+
+    def translate(self, side: str, image: torch.Tensor) -> AttentionOutput:
+        """Translate an image of domain ``side`` with its generator (``G_A`` for ``"A"``)."""
+        return self.networks[f"G_{side}"](image)
+
     def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
         super().__init__(opt, device)
-        self.add_network("G_A", self.build_generator(opt.input_nc, opt.output_nc))
-        self.add_network("G_B", self.build_generator(opt.output_nc, opt.input_nc))
+        self.add_generators()
         self.monitor = AttentionMonitor()
         if not self.is_train:
             return
-        head = opt.d_head
-        self.add_network("D_A", define_attention_discriminator(head, opt.output_nc, opt), train_only=True)
-        self.add_network("D_B", define_attention_discriminator(head, opt.input_nc, opt), train_only=True)
+        self.add_network("D_A", self.build_discriminator(opt.output_nc), train_only=True)
+        self.add_network("D_B", self.build_discriminator(opt.input_nc), train_only=True)
         if opt.attention_D:
-            self.add_network("D_AA", define_attention_discriminator(head, 1 + opt.output_nc, opt), train_only=True)
-            self.add_network("D_BA", define_attention_discriminator(head, 1 + opt.input_nc, opt), train_only=True)
+            self.add_network("D_AA", self.build_discriminator(1 + opt.output_nc), train_only=True)
+            self.add_network("D_BA", self.build_discriminator(1 + opt.input_nc), train_only=True)
         # Fakes are pooled together with their masks, so a pooled pair stays a pair.
         self.fake_B_pool, self.fake_A_pool = self.add_pool("fake_B"), self.add_pool("fake_A")
         self.curriculum = Curriculum(opt.curriculum, opt.curriculum_epochs, opt.r_early, opt.r_late)
         self.gan_loss = networks.GANLoss(opt.gan_mode).to(device)
-        generators = [p for name in ("G_A", "G_B") for p in self.networks[name].parameters()]
-        discriminators = [p for name, net in self.networks.items() if name.startswith("D_") for p in net.parameters()]
-        self.add_optimizer("G", generators)
-        self.add_optimizer("D", discriminators)
+        self.add_optimizer("G", self.trainable_parameters(discriminators=False))
+        self.add_optimizer("D", self.trainable_parameters(discriminators=True))
+
+    def build_discriminator(self, input_nc: int) -> torch.nn.Module:
+        """The ``--d_head`` discriminator (pooled score or PatchGAN)."""
+        return define_attention_discriminator(self.opt.d_head, input_nc, self.opt)
+
+    def discriminator_view(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """What the vanilla discriminators see of an image whose attention is ``mask``: all of it
+        (UAIT shows only the thresholded foreground in its second stage)."""
+        return image
+
+    def fakes_for_discriminators(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The translations ``D_A`` and ``D_B`` judge: ``G_A(x)`` and ``G_B(y)``."""
+        return self.fake_B, self.fake_A
 
     @property
     def discriminators(self) -> list[torch.nn.Module]:
@@ -126,14 +157,14 @@ class AttentionCycleModel(BaseModel):
         self.real_B = batch["B"].to(self.device)
 
     def forward(self) -> None:
-        G_A, G_B = self.networks["G_A"], self.networks["G_B"]
-        self.out_A: AttentionOutput = G_A(self.real_A)
-        self.out_B: AttentionOutput = G_B(self.real_B)
+        self.out_A: AttentionOutput = self.translate("A", self.real_A)
+        self.out_B: AttentionOutput = self.translate("B", self.real_B)
         self.fake_B, self.att_A = self.out_A.image, self.out_A.foreground
         self.fake_A, self.att_B = self.out_B.image, self.out_B.foreground
         # Eq. (3) of AttentionGAN: the other generator translates the fake back.
-        self.rec_A = G_B(self.fake_B).image
-        self.rec_B = G_A(self.fake_A).image
+        self.cycle_A: AttentionOutput = self.translate("B", self.fake_B)
+        self.cycle_B: AttentionOutput = self.translate("A", self.fake_A)
+        self.rec_A, self.rec_B = self.cycle_A.image, self.cycle_B.image
 
     # ------------------------------------------------------------------ generator objective
     def generator_terms(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -143,11 +174,12 @@ class AttentionCycleModel(BaseModel):
         if opt.lambda_pixel > 0:
             recon["pixel"] = opt.lambda_pixel * (l1(self.fake_B, self.real_A) + l1(self.fake_A, self.real_B))
         if opt.lambda_identity > 0:
-            recon["idt_A"] = opt.lambda_identity * opt.lambda_B * l1(self.networks["G_A"](self.real_B).image, self.real_B)
-            recon["idt_B"] = opt.lambda_identity * opt.lambda_A * l1(self.networks["G_B"](self.real_A).image, self.real_A)
+            recon["idt_A"] = opt.lambda_identity * opt.lambda_B * l1(self.translate("A", self.real_B).image, self.real_B)
+            recon["idt_B"] = opt.lambda_identity * opt.lambda_A * l1(self.translate("B", self.real_A).image, self.real_A)
+        judged_B, judged_A = self.fakes_for_discriminators()
         adversarial = {
-            "G_A": opt.lambda_gan * self.gan_loss(self.networks["D_A"](self.fake_B), True),
-            "G_B": opt.lambda_gan * self.gan_loss(self.networks["D_B"](self.fake_A), True),
+            "G_A": opt.lambda_gan * self.gan_loss(self.networks["D_A"](self.discriminator_view(judged_B, self.att_A)), True),
+            "G_B": opt.lambda_gan * self.gan_loss(self.networks["D_B"](self.discriminator_view(judged_A, self.att_B)), True),
         }
         if opt.attention_D:
             adversarial["G_AA"] = opt.lambda_gan * self.gan_loss(
@@ -162,25 +194,23 @@ class AttentionCycleModel(BaseModel):
 
     # ------------------------------------------------------------------ discriminator objective
     def _discriminator_loss(self, name: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        netD = self.networks[name]
-        loss = 0.5 * (self.gan_loss(netD(real), True) + self.gan_loss(netD(fake.detach()), False))
-        if self.opt.gan_mode == "wgangp":
-            loss = loss + networks.gradient_penalty(netD, real, fake)
-        return loss
+        return discriminator_loss(self.networks[name], self.gan_loss, real, fake, self.opt)
 
     def discriminator_losses(self) -> dict[str, torch.Tensor]:
         """Vanilla D on images; attention-guided D on ``[mask, image]`` pairs (Eq. 3 of AGGAN)."""
-        channels_B, channels_A = self.fake_B.shape[1], self.fake_A.shape[1]
-        pooled_B = self.fake_B_pool.query(torch.cat([self.fake_B, self.att_A], 1))
-        pooled_A = self.fake_A_pool.query(torch.cat([self.fake_A, self.att_B], 1))
+        judged_B, judged_A = self.fakes_for_discriminators()
+        channels_B, channels_A = judged_B.shape[1], judged_A.shape[1]
+        pooled_B = self.fake_B_pool.query(torch.cat([judged_B, self.att_A], 1))
+        pooled_A = self.fake_A_pool.query(torch.cat([judged_A, self.att_B], 1))
         fake_B, mask_A = pooled_B[:, :channels_B], pooled_B[:, channels_B:]
         fake_A, mask_B = pooled_A[:, :channels_A], pooled_A[:, channels_A:]
+        real_mask_B, real_mask_A = self.real_pair_masks()
+        view = self.discriminator_view
         losses = {
-            "D_A": self._discriminator_loss("D_A", self.real_B, fake_B),
-            "D_B": self._discriminator_loss("D_B", self.real_A, fake_A),
+            "D_A": self._discriminator_loss("D_A", view(self.real_B, real_mask_B), view(fake_B, mask_A)),
+            "D_B": self._discriminator_loss("D_B", view(self.real_A, real_mask_A), view(fake_A, mask_B)),
         }
         if self.opt.attention_D:
-            real_mask_B, real_mask_A = self.real_pair_masks()
             losses["D_AA"] = self._discriminator_loss(
                 "D_AA", mask_image_pair(real_mask_B, self.real_B), mask_image_pair(mask_A, fake_B)
             )
@@ -204,11 +234,11 @@ class AttentionCycleModel(BaseModel):
         networks.set_requires_grad(self.discriminators, False)
         recon, adversarial = self.generator_terms()
         w_recon, w_adv = self.curriculum.weights(self.epoch)
-        self.minimize("G", w_recon * sum(recon.values()) + w_adv * sum(adversarial.values()))
+        self.minimize("G", {**{k: w_recon * v for k, v in recon.items()}, **{k: w_adv * v for k, v in adversarial.items()}})
 
         networks.set_requires_grad(self.discriminators, True)
         d_losses = self.discriminator_losses()
-        self.minimize("D", sum(d_losses.values()))
+        self.minimize("D", d_losses)
 
         losses = {name: float(value.detach()) for name, value in {**recon, **adversarial, **d_losses}.items()}
         losses["mean_att_A"] = self.monitor.record("A", self.att_A)

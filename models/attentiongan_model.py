@@ -61,6 +61,13 @@ class AttentionGANModel(AttentionCycleModel):
             )
         return parser
 
+    @classmethod
+    def validate_options(cls, opt: argparse.Namespace) -> list[str]:
+        problems = super().validate_options(opt)
+        if opt.scheme == "II" and opt.n_attention < 2:
+            problems.append(f"--n_attention {opt.n_attention}: scheme II needs at least 2 masks (n-1 foreground + background)")
+        return problems
+
     def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
         opt = self.opt
         if opt.scheme == "I":

@@ -24,9 +24,18 @@ from torch import nn
 from models import networks
 from models.runtime import NetworkRunner
 from util import distributed
+from util.errors import RunFailed
 from util.image_pool import ImagePool
 from util.precision import Precision
 from util.visuals import VISUAL_KINDS, Visual  # noqa: F401  (re-exported for models)
+
+
+class NonFiniteLoss(RunFailed):
+    """A loss became NaN or infinite; raised before it could reach the weights."""
+
+    def __init__(self, optimizer: str, terms: list[str], in_a_row: int) -> None:
+        self.optimizer, self.terms, self.in_a_row = optimizer, terms, in_a_row
+        super().__init__(f"non-finite loss {', '.join(terms)} (optimiser {optimizer})")
 
 
 class BaseModel:
@@ -45,18 +54,51 @@ class BaseModel:
         """Add model-specific options and change defaults; called before the final parse."""
         return parser
 
+    @classmethod
+    def validate_options(cls, opt: argparse.Namespace) -> list[str]:
+        """Problems with option values that only this model knows about, each naming the option,
+        the value and what is allowed (checked right after parsing; see options/validation.py).
+
+        The base checks the image size against the generator (``--netG``) and, when training,
+        the discriminator (``--netD``); models add their own rules and call this one.
+        """
+        problems = []
+        side = opt.crop_size if "crop" in opt.preprocess or not opt.isTrain else None
+        netG = getattr(opt, "netG", None)
+        if netG and side is not None:
+            multiple = networks.generator_size_multiple(netG)
+            if side % multiple:
+                better = max(multiple, round(side / multiple) * multiple)
+                problems.append(
+                    f"--crop_size {side}: the {netG} generator needs image sides that are multiples of {multiple} "
+                    f"(e.g. --crop_size {better})"
+                )
+        if opt.isTrain and getattr(opt, "netD", None) and side is not None:
+            smallest = cls.discriminator_min_size(opt)
+            if side < smallest:
+                problems.append(f"--crop_size {side}: the discriminator needs images of at least {smallest} px")
+        return problems
+
+    @classmethod
+    def discriminator_min_size(cls, opt: argparse.Namespace) -> int:
+        """The smallest image side this model's discriminators accept (``--netD`` by default)."""
+        return networks.discriminator_min_size(opt.netD, opt.n_layers_D)
+
     def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
         self.opt = opt
         self.device = device
         self.is_train: bool = opt.isTrain
         self.networks: dict[str, NetworkRunner] = {}
         self.train_only: set[str] = set()
+        self.frozen: set[str] = set()  # networks never optimised (trainable=False)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         self.schedulers: dict[str, Any] = {}
         self.pools: dict[str, ImagePool] = {}
         self.epoch = opt.epoch_count if self.is_train else 0
         self.precision = Precision(getattr(opt, "precision", "fp32"), device)
+        self.skipped_steps = 0  # optimiser steps skipped for a non-finite loss (--nonfinite skip)
+        self.skipped_in_a_row: dict[str, int] = {}  # per optimiser
 
     # ------------------------------------------------------------------ construction helpers
     def add_network(
@@ -77,6 +119,8 @@ class BaseModel:
         )
         if trainable and self.is_train and getattr(self.opt, "world_size", 1) > 1:
             runner.make_data_parallel(self.device)
+        if not trainable:
+            self.frozen.add(name)
         self.networks[name] = runner
         if train_only:
             self.train_only.add(name)
@@ -92,6 +136,16 @@ class BaseModel:
         self.optimizers[name] = optimizer
         self.scalers[name] = self.precision.make_scaler()
         return optimizer
+
+    def trainable_parameters(self, discriminators: bool) -> list[nn.Parameter]:
+        """The parameters of the discriminators (networks named ``D...``) or of every other network
+        that is trained (generators, attention networks, ...), for the ``D`` and ``G`` optimisers."""
+        return [
+            p
+            for name, net in self.networks.items()
+            if name.startswith("D") == discriminators and name not in self.frozen
+            for p in net.parameters()
+        ]
 
     def add_pool(self, name: str) -> ImagePool:
         """Register an image pool of ``--pool_size`` seeded from ``--seed``."""
@@ -141,17 +195,31 @@ class BaseModel:
         with self.precision.autocast():
             return self.optimize_parameters()
 
-    def minimize(self, name: str, loss: torch.Tensor) -> None:
-        """Take one step of optimiser ``name`` on ``loss``: zero its gradients, backpropagate
-        (scaled for fp16), step, and update the gradient scaler.
+    def minimize(self, name: str, losses: torch.Tensor | dict[str, torch.Tensor]) -> None:
+        """Take one step of optimiser ``name`` on ``losses`` (a tensor, or named terms that are
+        summed): zero its gradients, backpropagate (scaled for fp16), step, and update the
+        gradient scaler.
 
         The one place where weights change during training, so models never handle scalers,
-        autocast or the autocast weight cache themselves.
+        autocast or the autocast weight cache themselves. A non-finite loss never reaches the
+        weights: with ``--nonfinite stop`` (default) it raises :class:`NonFiniteLoss` naming the
+        terms; with ``--nonfinite skip`` the step is skipped, up to ``--max_skipped_steps`` in a row.
+        All ``torchrun`` processes take the same decision.
         """
+        terms = losses if isinstance(losses, dict) else {"loss": losses}
+        total = sum(value.float() for value in terms.values())
         optimizer, scaler = self.optimizers[name], self.scalers[name]
         optimizer.zero_grad(set_to_none=True)
+        if distributed.any_rank(not bool(torch.isfinite(total))):
+            bad = [key for key, value in terms.items() if not bool(torch.isfinite(value).all())]
+            in_a_row = self.skipped_in_a_row[name] = self.skipped_in_a_row.get(name, 0) + 1
+            if getattr(self.opt, "nonfinite", "stop") == "skip" and in_a_row <= self.opt.max_skipped_steps:
+                self.skipped_steps += 1
+                return
+            raise NonFiniteLoss(name, bad or ["(on another process)"], in_a_row)
+        self.skipped_in_a_row[name] = 0
         with self.precision.full_precision():
-            scaler.scale(loss.float()).backward()
+            scaler.scale(total).backward()
             scaler.step(optimizer)
             scaler.update()
         # The weights changed in place: low-precision copies cached by autocast are stale now.
@@ -160,6 +228,11 @@ class BaseModel:
     def on_epoch_start(self, epoch: int) -> None:
         """Hook for epoch-dependent behaviour (loss curricula, training stages)."""
         self.epoch = epoch
+
+    def note(self, message: str) -> None:
+        """Tell the user something about the run (printed once, by rank 0 under torchrun)."""
+        if distributed.context().is_main:
+            print(message, flush=True)
 
     def epoch_diagnostics(self) -> list[str]:
         """Warnings about the epoch that just ended (e.g. collapsed attention); none by default."""
@@ -222,6 +295,10 @@ class BaseModel:
         for name, pool in self.pools.items():
             pool.load_state_dict(state["pools"][name], self.device)
         self.load_extra_rank_state(state.get("extra", {}))
+
+    def prepare_from_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Build what only the checkpoint can say how to build (before its networks are loaded at
+        test time); nothing by default. SAAGAN rebuilds its frozen classifier here."""
 
     def load_networks(self, saved: dict[str, dict[str, torch.Tensor]], names: list[str]) -> None:
         """Load the named networks' weights; a missing network or a shape mismatch is an error."""

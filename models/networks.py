@@ -41,7 +41,28 @@ def norm_layer_factory(norm: str) -> Callable[[int], nn.Module]:
         return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
     if norm == "none":
         return lambda num_channels: nn.Identity()
+    if norm == "switchable_instance":
+        return SwitchableInstanceNorm2d
     raise ValueError(f"--norm must be one of {NORM_TYPES}, got {norm!r}")
+
+
+class SwitchableInstanceNorm2d(nn.InstanceNorm2d):
+    """Instance norm (no parameters) that a model can turn off: UAIT's discriminators drop it
+    once they see masked images, whose zero background would dominate the statistics."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__(num_features, affine=False, track_running_stats=False)
+        self.enabled = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) if self.enabled else x
+
+
+def set_instance_norm(net: nn.Module, enabled: bool) -> None:
+    """Turn every :class:`SwitchableInstanceNorm2d` of ``net`` on or off."""
+    for module in net.modules():
+        if isinstance(module, SwitchableInstanceNorm2d):
+            module.enabled = enabled
 
 
 def uses_bias(norm: str) -> bool:
@@ -233,6 +254,43 @@ class UnetGenerator(nn.Module):
         return self.model(x)
 
 
+def is_resnet(netG: str) -> bool:
+    return re.fullmatch(r"resnet_(\d+)blocks", netG) is not None
+
+
+def generator_size_multiple(netG: str) -> int:
+    """Image sides a generator accepts are multiples of this: 4 for ResNet (two halvings), N for U-Net-N."""
+    unet = re.fullmatch(r"unet_(\d+)", netG)
+    return int(unet.group(1)) if unet else 4
+
+
+def conv_output_size(size: int, layers: list[tuple[int, int, int]]) -> int:
+    """Side after convolutions given as ``(kernel, stride, padding)``."""
+    for kernel, stride, padding in layers:
+        size = (size + 2 * padding - kernel) // stride + 1
+    return size
+
+
+def patchgan_layers(n_layers: int) -> list[tuple[int, int, int]]:
+    """The ``(kernel, stride, padding)`` of :class:`NLayerDiscriminator`'s convolutions."""
+    return [(4, 2, 1)] + [(4, 2 if n < n_layers else 1, 1) for n in range(1, n_layers + 1)] + [(4, 1, 1)]
+
+
+def min_input_size(layers: list[tuple[int, int, int]]) -> int:
+    """The smallest image side for which ``layers`` still give an output of at least 1x1."""
+    size = 1
+    while conv_output_size(size, layers) < 1:
+        size += 1
+    return size
+
+
+def discriminator_min_size(netD: str, n_layers_D: int) -> int:
+    """The smallest image side the ``--netD`` discriminator accepts."""
+    if netD == "pixel":
+        return 1
+    return min_input_size(patchgan_layers(3 if netD == "basic" else n_layers_D))
+
+
 def resnet_block_count(netG: str) -> int:
     """Residual blocks of a ``resnet_Nblocks`` generator name; other names are an error for
     models whose generators are built on the ResNet encoder (the attention models)."""
@@ -259,13 +317,26 @@ class NLayerDiscriminator(nn.Module):
     """PatchGAN: ``C64-C128-C256-C512`` then a 1-channel conv; 70x70 receptive field at n_layers=3."""
 
     def __init__(
-        self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance", spectral_norm: bool = False
+        self,
+        input_nc: int = 3,
+        ndf: int = 64,
+        n_layers: int = 3,
+        norm: str = "instance",
+        spectral_norm: bool = False,
+        norm_first: bool = False,
     ) -> None:
+        """``norm_first``: normalise the first layer too (SAAGAN's conv-BN-LeakyReLU blocks);
+        ``spectral_norm``: spectral normalisation on every convolution."""
         super().__init__()
         norm_layer = norm_layer_factory(norm)
         bias = uses_bias(norm)
         wrap = nn.utils.spectral_norm if spectral_norm else (lambda m: m)
-        layers: list[nn.Module] = [wrap(nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, True)]
+        first = [norm_layer(ndf)] if norm_first else []
+        layers: list[nn.Module] = [
+            wrap(nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1, bias=bias or not norm_first)),
+            *first,
+            nn.LeakyReLU(0.2, True),
+        ]
         mult = 1
         for n in range(1, n_layers + 1):
             prev, mult = mult, min(2**n, 8)
@@ -330,16 +401,31 @@ class GANLoss(nn.Module):
         self.register_buffer("real_label", torch.tensor(target_real))
         self.register_buffer("fake_label", torch.tensor(target_fake))
 
-    def forward(self, prediction: torch.Tensor, target_is_real: bool, target: float | None = None) -> torch.Tensor:
+    def forward(
+        self, prediction: torch.Tensor, target_is_real: bool, target: float | None = None, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The loss averaged over the prediction map; ``weight`` (resized to the map, e.g. SAAGAN's
+        Eq. 8 mask) weights each position before averaging."""
+        if weight is not None:
+            weight = resize_to(weight, prediction)
         if self.gan_mode == "wgangp":
-            return -prediction.mean() if target_is_real else prediction.mean()
+            value = prediction if weight is None else prediction * weight
+            return -value.mean() if target_is_real else value.mean()
         if target is not None:
             label = torch.full_like(prediction, target)
         else:
             label = (self.real_label if target_is_real else self.fake_label).expand_as(prediction)
         if self.gan_mode == "lsgan":
-            return nn.functional.mse_loss(prediction, label)
-        return nn.functional.binary_cross_entropy_with_logits(prediction, label)
+            squared = (prediction - label) ** 2
+            return (squared if weight is None else squared * weight).mean()
+        return nn.functional.binary_cross_entropy_with_logits(prediction, label, weight=weight)
+
+
+def resize_to(weight: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    """A ``B x 1 x H x W`` weight map interpolated (bilinear) to a discriminator's output size."""
+    if weight.shape[-2:] != prediction.shape[-2:]:
+        weight = nn.functional.interpolate(weight, size=prediction.shape[-2:], mode="bilinear", align_corners=False)
+    return weight.expand_as(prediction)
 
 
 def gradient_penalty(netD: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0) -> torch.Tensor:

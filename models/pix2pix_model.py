@@ -31,28 +31,43 @@ class Pix2PixModel(BaseModel):
             parser.add_argument("--lambda_L1", type=float, default=100.0, help="weight of the L1 loss")
         return parser
 
+    def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
+        opt = self.opt
+        return networks.define_generator(opt.netG, input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout)
+
+    def build_discriminator(self, input_nc: int) -> torch.nn.Module:
+        opt = self.opt
+        return networks.define_discriminator(opt.netD, input_nc, opt.ndf, opt.n_layers_D, opt.norm)
+
+    def generator_input(self, image: torch.Tensor) -> torch.Tensor:
+        """What the generator is fed for the input ``image``: the image (GuideGAN joins its map here)."""
+        return image
+
+    def judge(self, pair: torch.Tensor) -> torch.Tensor:
+        """The conditional discriminator's realness map for an ``[input, output]`` pair."""
+        return self.networks["D"](pair)
+
+    @property
+    def loss_weights(self) -> tuple[float, float]:
+        """``(GAN weight, L1 weight)`` of Eq. (4)."""
+        return 1.0, self.opt.lambda_L1
+
     def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
         super().__init__(opt, device)
-        self.add_network(
-            "G", networks.define_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout)
-        )
+        self.add_network("G", self.build_generator(opt.input_nc, opt.output_nc))
         if self.is_train:
-            self.add_network(
-                "D",
-                networks.define_discriminator(opt.netD, opt.input_nc + opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm),
-                train_only=True,
-            )
+            self.add_network("D", self.build_discriminator(opt.input_nc + opt.output_nc), train_only=True)
             self.fake_pool = self.add_pool("fake_AB")
             self.gan_loss = networks.GANLoss(opt.gan_mode).to(device)
-            self.add_optimizer("G", self.networks["G"].parameters())
-            self.add_optimizer("D", self.networks["D"].parameters())
+            self.add_optimizer("G", self.trainable_parameters(discriminators=False))
+            self.add_optimizer("D", self.trainable_parameters(discriminators=True))
 
     def set_input(self, batch: dict[str, Any]) -> None:
         self.real_A = batch["A"].to(self.device)
         self.real_B = batch["B"].to(self.device)
 
     def forward(self) -> None:
-        self.fake_B = self.networks["G"](self.real_A)
+        self.fake_B = self.networks["G"](self.generator_input(self.real_A))
 
     def optimize_parameters(self) -> dict[str, float]:
         self.forward()
@@ -61,13 +76,14 @@ class Pix2PixModel(BaseModel):
         fake_pair = torch.cat([self.real_A, self.fake_B], 1)
 
         networks.set_requires_grad(netD, True)
-        loss_D = discriminator_loss(netD, self.gan_loss, real_pair, self.fake_pool.query(fake_pair), self.opt)
-        self.minimize("D", loss_D)
+        loss_D = discriminator_loss(self.judge, self.gan_loss, real_pair, self.fake_pool.query(fake_pair), self.opt)
+        self.minimize("D", {"D": loss_D})
 
         networks.set_requires_grad(netD, False)
-        loss_G_GAN = self.gan_loss(netD(fake_pair), True)
-        loss_G_L1 = torch.nn.functional.l1_loss(self.fake_B, self.real_B) * self.opt.lambda_L1
-        self.minimize("G", loss_G_GAN + loss_G_L1)
+        gan_weight, l1_weight = self.loss_weights
+        loss_G_GAN = gan_weight * self.gan_loss(self.judge(fake_pair), True)
+        loss_G_L1 = l1_weight * torch.nn.functional.l1_loss(self.fake_B, self.real_B)
+        self.minimize("G", {"G_GAN": loss_G_GAN, "G_L1": loss_G_L1})
         return {name: float(value.detach()) for name, value in {"G_GAN": loss_G_GAN, "G_L1": loss_G_L1, "D": loss_D}.items()}
 
     def current_visuals(self) -> dict[str, Visual]:

@@ -17,8 +17,9 @@ from pathlib import Path
 from data import available_datasets
 from data.transforms import PREPROCESS_MODES
 from models import available_models, get_model_class, networks
+from options.validation import validate_options
 from util.checkpoint import atomic_write_text
-from util.distributed import select_device  # noqa: F401  (re-exported for the scripts)
+from util.distributed import parse_gpu_ids, select_device  # noqa: F401  (re-exported for the scripts)
 from util.precision import PRECISIONS
 
 
@@ -124,19 +125,14 @@ def build_parser(
     return parser
 
 
-def parse_gpu_ids(text: str) -> list[int]:
-    """``"0,1"`` -> [0, 1]; ``"-1"`` -> []."""
-    try:
-        ids = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--gpu_ids must be comma-separated integers, got {text!r}") from None
-    return [i for i in ids if i >= 0]
-
-
 def parse_options(
-    is_train: bool, add_phase_options: Callable[[argparse.ArgumentParser], None], argv: Sequence[str] | None = None
+    is_train: bool,
+    add_phase_options: Callable[[argparse.ArgumentParser], None],
+    argv: Sequence[str] | None = None,
+    adjust: Callable[[argparse.Namespace], None] | None = None,
 ) -> argparse.Namespace:
-    """Parse ``argv`` (default: the command line) into the options namespace."""
+    """Parse ``argv`` (default: the command line) into the options namespace; ``adjust`` sets
+    phase-specific values before the options are validated."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(is_train, add_phase_options, argv)
     opt = parser.parse_args(argv)
@@ -149,6 +145,9 @@ def parse_options(
         opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
     opt.cli_args = argv
     opt.parser_defaults = {action.dest: action.default for action in parser._actions if action.dest != "help"}
+    if adjust is not None:
+        adjust(opt)
+    validate_options(opt, get_model_class(opt.model).validate_options)
     return opt
 
 

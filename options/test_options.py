@@ -21,10 +21,12 @@ def add_test_options(parser: argparse.ArgumentParser) -> None:
 
 def parse_test_options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse ``test.py``'s command line. Tests run without random crops or flips."""
-    opt = parse_options(False, add_test_options, argv)
+    return parse_options(False, add_test_options, argv, adjust=without_augmentation)
+
+
+def without_augmentation(opt: argparse.Namespace) -> None:
+    """Test at the training crop size (unless ``--load_size`` is given), in order, unflipped."""
     if "--load_size" not in opt.cli_args:
-        # Without an explicit load size, test at the training crop size: no random crop.
         opt.load_size = opt.crop_size
     opt.serial_batches = True
     opt.no_flip = True
-    return opt

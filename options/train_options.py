@@ -47,6 +47,16 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--pool_size", type=int, default=50, help="image pool size for discriminator updates; 0 disables it")
     g.add_argument("--lr_policy", type=str, default="linear", choices=networks.LR_POLICIES, help="learning-rate policy")
     g.add_argument("--lr_decay_iters", type=int, default=50, help="step policy: multiply by 0.1 every N epochs")
+    g.add_argument(
+        "--nonfinite",
+        type=str,
+        default="stop",
+        choices=("stop", "skip"),
+        help="what a NaN/infinite loss does: stop (exit 3, checkpoints stay finite) or skip that optimiser step",
+    )
+    g.add_argument(
+        "--max_skipped_steps", type=int, default=10, help="--nonfinite skip: stop anyway after this many skipped steps in a row"
+    )
 
 
 def parse_train_options(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from data.synthetic import ensure_synthetic_dataset  # noqa: E402
+from data.synthetic import BACKGROUNDS, ensure_synthetic_dataset  # noqa: E402
 
 # A network size a CPU trains in minutes at 64 px; the same for every model compared.
 CPU_NETWORK = ["--ngf", "16", "--ndf", "16", "--netG", "resnet_6blocks"]
@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", default=["cycle_gan", "aggan", "attentiongan"], help="models to compare")
     parser.add_argument("--size", type=int, default=64, help="image size (the dataset is generated at this size)")
-    parser.add_argument("--dataroot", type=Path, default=None, help="default: datasets/synthetic_<size>, generated if absent")
+    parser.add_argument("--dataroot", type=Path, default=None,
+                        help="default: datasets/synthetic_<size>[_distinct], generated if absent")
+    parser.add_argument("--backgrounds", choices=BACKGROUNDS, default="overlapping",
+                        help="the built-in dataset's backgrounds: overlapping, or distinct (the hard-background setting)")
     parser.add_argument("--max_iters", type=int, default=3000, help="training images per model (0: no limit)")
     parser.add_argument("--minutes", type=float, default=0, help="or a time budget per model")
     parser.add_argument("--epoch_size", type=int, default=250, help="images per epoch (--max_dataset_size)")
@@ -90,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", type=Path, default=None, help="write the markdown summary here too")
     args = parser.parse_args(argv)
     if args.dataroot is None:
-        args.dataroot = ensure_synthetic_dataset(Path("datasets") / f"synthetic_{args.size}", size=args.size)
+        suffix = "" if args.backgrounds == "overlapping" else f"_{args.backgrounds}"
+        args.dataroot = ensure_synthetic_dataset(Path("datasets") / f"synthetic_{args.size}{suffix}", size=args.size,
+                                                 backgrounds=args.backgrounds)
     rows = [benchmark_model(model, args, extra) for model in args.model]
     summary = summarise(rows, args, extra)
     print(summary)

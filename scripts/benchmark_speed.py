@@ -12,7 +12,8 @@ from the real data loader (``--dataroot``, default: the built-in synthetic datas
 ``--size``), so a starving loader shows as a gap between the two columns. It reports
 images/s, seconds per step, peak memory (the process's peak RSS on the CPU, max allocated
 on CUDA) and the speedup over fp32 with the same model, options and batch size.
-``--loader_only`` measures the data loader alone (images/s, with ``--num_threads`` workers).
+``--loader_only`` measures the data loader alone (samples/s, each an A and a B image with
+their masks, with ``--num_threads`` workers).
 
 Time it on a quiet machine: two torch processes on a 2-core CPU slow each other many times.
 """
@@ -169,7 +170,7 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 def table(results: list[dict[str, Any]], loader_only: bool) -> str:
     if loader_only:
-        lines = ["| data | size | batch | workers | loader images/s |", "| --- | --- | --- | --- | --- |"]
+        lines = ["| data | size | batch | workers | loader samples/s (A, B and their masks) |", "| --- | --- | --- | --- | --- |"]
         for r in results:
             c = r["config"]
             lines.append(f"| {c['dataroot'] or 'synthetic'} | {c['size']} | {c['batch_size']} | {c['num_threads']} | "

@@ -18,8 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from evaluation.leaderboard import write_leaderboard  # noqa: E402
 from util.errors import run_cli  # noqa: E402
-from util.leaderboard import write_leaderboard  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

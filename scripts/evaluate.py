@@ -6,15 +6,19 @@ KID x 100 against the real target-domain test set and UAIT's mean KID (Inception
 as torch-fidelity computes them; needs the standard weights file, never downloaded here),
 attention MAE / IoU against ground-truth masks (SAAGAN Eq. 15), background PSNR / L1 and
 foreground change, the domain-classifier measures with ``--classifier``, and PSNR / SSIM
-against the paired ground truth of aligned data. See util/evaluation.py.
+against the paired ground truth of aligned data. See evaluation/evaluate.py.
 
-Without the Inception weights, pass ``--inception_weights PATH`` or put the file in the
-torch hub cache, or use ``--no_inception`` for the offline measures only.
+Without the Inception weights (offline machines), FID/KID are marked "not computed" with the
+reason in metrics.json and the report, everything else is computed, and the exit status is 0.
+Pass ``--inception_weights PATH`` (or put the file in the torch hub cache) for FID/KID; an
+explicit ``--inception_weights`` that does not exist is an error (exit 2). ``--no_inception``
+skips them on purpose.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,12 +28,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from evaluation.domain_classifier import load_domain_classifier  # noqa: E402
+from evaluation.evaluate import UAIT_KID, KidProtocol, evaluate_run, inception_features  # noqa: E402
+from evaluation.inception import INCEPTION_WEIGHTS_FILENAME, InceptionWeightsMissing  # noqa: E402
+from evaluation.report import METRICS_JSON, write_report  # noqa: E402
 from options.base_options import parse_gpu_ids, select_device  # noqa: E402
-from util.domain_classifier import load_domain_classifier  # noqa: E402
+from util.checkpoint import atomic_write_text  # noqa: E402
 from util.errors import UserError, run_cli  # noqa: E402
-from util.eval_report import write_report  # noqa: E402
-from util.evaluation import UAIT_KID, KidProtocol, evaluate_run, inception_features  # noqa: E402
-from util.inception import InceptionWeightsMissing  # noqa: E402
+
+# Measures that need something a later evaluation may lack (masks, weights, a classifier).
+MEASURE_KEYS = ("fid", "kid_x100", "mean_kid_x100", "attention", "background", "paired", "classifier")
 
 DEFAULT_KID = KidProtocol()
 
@@ -80,24 +88,47 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         raise UserError("--batch_size must be >= 1")
     protocol = kid_protocol(args)
     device = str(select_device(args.gpu_ids))
-    features = None
+    features, skipped_because = None, "--no_inception"
     if not args.no_inception:
         # Before any other work: a missing weights file should not cost the user a long wait.
         try:
             features = inception_features(args.inception_weights, device)
         except InceptionWeightsMissing as err:
-            raise InceptionWeightsMissing(f"{err}\n(or pass --no_inception to compute only the measures that need "
-                                          f"no downloaded weights)") from None
+            if args.inception_weights is not None:  # asked for explicitly
+                raise InceptionWeightsMissing(f"{err}\n(or pass --no_inception to compute only the measures that "
+                                              f"need no downloaded weights)") from None
+            skipped_because = f"the Inception weights file {INCEPTION_WEIGHTS_FILENAME} is not on this machine"
+            print(f"warning: FID/KID not computed: {err}\nEvery other measure is computed.", file=sys.stderr)
     classifier, info = (None, None)
     if args.classifier:
         classifier, info = load_domain_classifier(args.classifier, device)
     result = evaluate_run(Path(args.results), dataroot=args.dataroot, features=features, classifier=classifier,
                           classifier_info=info, classifier_path=args.classifier, kid=protocol,
-                          batch_size=args.batch_size, progress=not args.no_progress)
-    paths = write_report(result, Path(args.results), Path(args.out or args.results))
+                          batch_size=args.batch_size, progress=not args.no_progress, skipped_because=skipped_because)
+    out = Path(args.out or args.results)
+    keep_previous_measures(out / METRICS_JSON, result)
+    paths = write_report(result, Path(args.results), out)
     for path in paths.values():
         print(f"wrote {path}")
     return paths
+
+
+def keep_previous_measures(path: Path, result: dict) -> None:
+    """When this evaluation lacks measures the previous ``metrics.json`` had (no masks this time,
+    say), keep that file as ``metrics.previous.json`` and say so."""
+    if not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text())
+    except ValueError:
+        return
+    lost = sorted({f"{name}: {key}" for name, entry in previous.get("directions", {}).items()
+                   for key in MEASURE_KEYS if entry.get(key) and not result["directions"].get(name, {}).get(key)})
+    if lost:
+        kept = path.with_name("metrics.previous.json")
+        atomic_write_text(kept, path.read_text())
+        print(f"note: the previous {path.name} had measures this evaluation does not ({', '.join(lost)}); "
+              f"it is kept as {kept}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from data.synthetic import (  # noqa: E402
+    BACKGROUNDS,
     MIN_SIZE,
     ensure_synthetic_dataset,
     make_synthetic_dataset,
@@ -97,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction of images without any object (default: %(default)s)",
     )
     parser.add_argument(
+        "--backgrounds",
+        choices=BACKGROUNDS,
+        default="overlapping",
+        help="background palettes of the two domains: overlapping (default) or distinct "
+        "(the hard-background setting: green meadows in A, pale savanna in B)",
+    )
+    parser.add_argument(
         "--workers",
         type=_bounded(int, 1),
         default=None,
@@ -122,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": args.seed,
         "aligned": args.aligned,
         "empty_fraction": args.empty_fraction,
+        "backgrounds": args.backgrounds,
         "workers": args.workers,
         "progress": not args.quiet,
     }

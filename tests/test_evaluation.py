@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from evaluation import metrics
+from evaluation.evaluate import UAIT_KID, DistributionFeatures, evaluate_run, features_of
+from evaluation.inception import INCEPTION_WEIGHTS_FILENAME
+from evaluation.leaderboard import write_leaderboard
+from evaluation.report import write_report
+from evaluation.translations import group_translations
 from tests.conftest import ROOT, make_unaligned, write_image
-from util import metrics
-from util.eval_report import write_report
-from util.evaluation import UAIT_KID, DistributionFeatures, evaluate_run, features_of
-from util.inception import INCEPTION_WEIGHTS_FILENAME
-from util.leaderboard import write_leaderboard
-from util.translations import group_translations
 
 TRAIN = ["--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--load_size", "36", "--crop_size", "32",
          "--num_threads", "0", "--display_id", "0", "--no_progress", "--batch_size", "2", "--n_epochs", "1",
@@ -190,20 +190,25 @@ def test_classifier_and_offline_cli(runs, capsys):
     assert "classifier-feature KID x100 (not Inception)" in (out / "metrics.md").read_text()
 
 
-def test_missing_inception_weights_exit_2_and_name_the_file(runs, tmp_path, monkeypatch, capsys):
-    """The real Inception path without weights: refuse (exit 2), never fall back to random weights."""
+def test_missing_inception_weights_are_named_and_never_replaced_by_random_weights(runs, tmp_path, monkeypatch, capsys):
+    """The real Inception path without weights: FID/KID are not computed (the rest is, exit 0) and
+    the file is named; an explicit --inception_weights that does not exist is exit 2."""
     from scripts.evaluate import main
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
-    assert main(["--results", str(runs["results"]["aggan"]), "--out", str(tmp_path / "out"), "--gpu_ids", "-1"]) == 2
+    assert main(["--results", str(runs["results"]["aggan"]), "--out", str(tmp_path / "out"), "--gpu_ids", "-1",
+                 "--no_progress"]) == 0
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "Traceback" not in err
-    assert INCEPTION_WEIGHTS_FILENAME in err and "--inception_weights" in err and "--no_inception" in err
+    assert err.startswith("warning: FID/KID not computed") and "Traceback" not in err
+    assert INCEPTION_WEIGHTS_FILENAME in err and "--inception_weights" in err
     assert str(tmp_path / "empty_torch_home" / "hub" / "checkpoints" / INCEPTION_WEIGHTS_FILENAME) in err
-    assert not (tmp_path / "out" / "metrics.json").exists()
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["meta"]["features"] is None and INCEPTION_WEIGHTS_FILENAME in metrics["meta"]["fid_kid_not_computed"]
     assert main(["--results", str(runs["results"]["aggan"]), "--inception_weights", str(tmp_path / "nope.pth"),
-                 "--out", str(tmp_path / "out")]) == 2
-    assert str(tmp_path / "nope.pth") in capsys.readouterr().err
+                 "--out", str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(tmp_path / "nope.pth") in err and "--no_inception" in err
+    assert not (tmp_path / "out2" / "metrics.json").exists()
 
 
 def test_compare_builds_a_leaderboard(runs, tmp_path):

@@ -16,9 +16,8 @@ import scipy.linalg
 import torch
 from PIL import Image
 
-from util import metrics
-from util.errors import UserError
-from util.inception import (
+from evaluation import metrics
+from evaluation.inception import (
     INCEPTION_FEATURE_DIM,
     INCEPTION_WEIGHTS_FILENAME,
     INCEPTION_WEIGHTS_URL,
@@ -28,6 +27,7 @@ from util.inception import (
     extract_features,
     load_inception_extractor,
 )
+from util.errors import UserError
 
 # --------------------------------------------------------------------------------------
 # helpers

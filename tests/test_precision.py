@@ -47,10 +47,31 @@ def conv_input_dtypes(model: BaseModel) -> set[torch.dtype]:
     return seen
 
 
+def tiny_cam_classifier(folder) -> str:
+    """A small untrained CAM classifier file, for SAAGAN in tests (it needs one to start)."""
+    from evaluation.domain_classifier import DomainClassifier, classifier_checkpoint
+    from util.checkpoint import atomic_save
+
+    path = folder / "cam" / "classifier.pt"
+    torch.manual_seed(1)
+    model = DomainClassifier(input_size=32, width=4, n_layers=3, n_classes=2)
+    atomic_save(classifier_checkpoint(model, {}, {"accuracy": 0.5}, {"A": "a", "B": "b"}), path)
+    return str(path)
+
+
+def model_options(model_name: str, folder) -> list[str]:
+    """What each model needs beyond TINY: a U-Net for the paired ones, a classifier for SAAGAN."""
+    if model_name.endswith("paired") or model_name == "pix2pix":
+        return ["--netG", "unet_32", "--norm", "batch"]
+    if model_name == "saagan":
+        return ["--cam_classifier", tiny_cam_classifier(folder)]
+    return []
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 @pytest.mark.parametrize("model_name", trainable_models())
 def test_low_precision_steps_run_for_every_model_with_finite_fp32_losses(model_name, precision, tmp_path):
-    extra = ["--netG", "unet_32", "--norm", "batch"] if model_name.endswith("paired") or model_name == "pix2pix" else []
+    extra = model_options(model_name, tmp_path)
     opt = parse_train_options(["--model", model_name, *TINY, *extra, "--precision", precision,
                                "--checkpoints_dir", str(tmp_path)])
     torch.manual_seed(0)

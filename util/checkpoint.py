@@ -20,25 +20,65 @@ import numpy as np
 import torch
 
 from util import distributed
-from util.errors import UserError
+from util.errors import RunFailed, UserError, disk_full, is_disk_full
 
 FORMAT_VERSION = 1
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Files get the permissions ``open()`` would give them (0666 minus the umask), not mkstemp's 0600.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
 def _atomic_replace(path: Path, write) -> None:
-    """Write through ``write(file_object)`` to a temp file beside ``path``, then rename it over."""
+    """Write through ``write(file_object)`` to a temp file beside ``path``, then rename it over.
+
+    A full disk raises :class:`util.errors.DiskFull` naming the device and ``path``; the temp
+    file is removed and the previous ``path`` is untouched.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        if is_disk_full(err):
+            raise disk_full(path, path.exists()) from None
+        raise
+    try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise disk_full(path, path.exists()) from None
         raise
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete temp files that killed writes left in ``folder`` (``.NAME.*.tmp``); returns them."""
+    stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def non_finite_entries(state_dicts: dict[str, dict[str, torch.Tensor]]) -> list[str]:
+    """``network.key`` of every floating tensor holding NaN or infinity."""
+    return [
+        f"{net}.{key}"
+        for net, weights in state_dicts.items()
+        for key, value in weights.items()
+        if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -78,6 +118,14 @@ def save_training_checkpoint(path: Path, model: Any, opt: Any, progress: dict[st
     ranks = distributed.gather_objects({"state": model.rank_state(), "rng": capture_rng_state()})
     if not distributed.context().is_main:
         return
+    state = model.training_state()
+    broken = non_finite_entries(state["networks"])
+    if broken:
+        raise RunFailed(
+            f"the weights became non-finite ({', '.join(broken[:4])}{', ...' if len(broken) > 4 else ''}); "
+            f"{path} was not written, so the checkpoints on disk hold finite weights. Lower --lr, or train in fp32, "
+            f"and resume from the last good checkpoint with --continue_train"
+        )
     options = {k: v for k, v in vars(opt).items() if isinstance(v, (int, float, str, bool, list, type(None)))}
     atomic_save(
         {
@@ -86,7 +134,7 @@ def save_training_checkpoint(path: Path, model: Any, opt: Any, progress: dict[st
             "architecture": model.architecture(),
             "options": options,
             "progress": progress,
-            "state": model.training_state(),
+            "state": state,
             "ranks": ranks,
         },
         path,
@@ -144,13 +192,23 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise UserError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it may be corrupt") from None
+        others = sorted((p for p in path.parent.glob("epoch_*.pt") if p != path), key=_epoch_number)
+        hint = (
+            f"; resume from an epoch snapshot instead: {', '.join(f'--epoch {_epoch_number(p)}' for p in others)}"
+            if others
+            else ""
+        )
+        raise UserError(f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); it may be corrupt{hint}") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise UserError(
             f"{path} is not a checkpoint of this toolkit (format {FORMAT_VERSION}); "
             f"weights from other code bases need a conversion, see docs/"
         )
     return state
+
+
+def _epoch_number(path: Path) -> int:
+    return int(path.stem.split("_", 1)[1]) if path.stem.split("_", 1)[-1].isdigit() else -1
 
 
 def check_architecture(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:

@@ -97,6 +97,15 @@ def init_distributed(gpu_ids: list[int]) -> tuple[DistributedContext, torch.devi
     return _CONTEXT, device
 
 
+def parse_gpu_ids(text: str) -> list[int]:
+    """``"0,1"`` -> [0, 1]; ``"-1"`` -> []."""
+    try:
+        ids = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--gpu_ids must be comma-separated integers, got {text!r}") from None
+    return [i for i in ids if i >= 0]
+
+
 def select_device(gpu_ids: list[int]) -> torch.device:
     """Single process: the first requested GPU, or the CPU when none is requested or CUDA is absent."""
     if gpu_ids and torch.cuda.is_available():

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from util.checkpoint import atomic_write_bytes, atomic_write_text
+from util.errors import UserError
 from util.html import HTMLPage
 from util.image import save_image, tensor_to_image
 from util.visuals import Visual
@@ -58,7 +59,17 @@ class TrainingVisualizer:
         if resume_total_iters is None or not self.log_jsonl.exists():
             atomic_write_text(self.log_jsonl, "")
             return []
-        records = [json.loads(line) for line in self.log_jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = []
+        lines = [line for line in self.log_jsonl.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+        for number, line in enumerate(lines, start=1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number < len(lines):
+                    raise UserError(
+                        f"{self.log_jsonl} line {number} is not JSON (the file was edited?); fix or delete that line"
+                    ) from None
+                print(f"note: dropped the torn last line of {self.log_jsonl} (a write cut short by the interruption)")
         kept = [r for r in records if r["total_iters"] <= resume_total_iters]
         atomic_write_text(self.log_jsonl, "".join(json.dumps(r) + "\n" for r in kept))
         return kept

@@ -1,8 +1,8 @@
 """One evaluation for every model: the measures ``scripts/evaluate.py`` reports for a test run.
 
-Per direction (``AtoB``/``BtoA`` in the dataroot's domain letters, see :mod:`util.translations`):
+Per direction (``AtoB``/``BtoA`` in the dataroot's domain letters, see :mod:`evaluation.translations`):
 
-* distribution measures on features of any :class:`util.inception.FeatureExtractor` (the
+* distribution measures on features of any :class:`evaluation.inception.FeatureExtractor` (the
   standard one: torch-fidelity's FID Inception-v3, 2048-d pool features):
   FID (Heusel et al. 2017) and KID x 100 (Binkowski et al. 2018) between the translated
   images and the real target-domain set, and UAIT's *mean KID* (Mejjati et al. 2018, Table 1;
@@ -11,14 +11,14 @@ Per direction (``AtoB``/``BtoA`` in the dataroot's domain letters, see :mod:`uti
   ground-truth mask of its input;
 * background preservation: PSNR and L1 between input and output outside the mask, and the
   foreground change (L1 inside it);
-* with a domain classifier (:mod:`util.domain_classifier`): the fraction of translations it
+* with a domain classifier (:mod:`evaluation.domain_classifier`): the fraction of translations it
   assigns to the target domain and a KID on its penultimate features (named as such);
 * for aligned data: PSNR and SSIM (Wang et al. 2004) against the paired ground truth.
 
 Inputs and outputs are compared on the PNGs test.py saved (same size); ground-truth masks are
 resized (nearest) to that size. Real reference sets are loaded as RGB and resized (bicubic,
 as the test-time preprocessing does) to the translated images' size. The numeric core is
-:mod:`util.metrics`; this module only feeds it.
+:mod:`evaluation.metrics`; this module only feeds it.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from data.image_folder import load_rgb
-from util import metrics
-from util.domain_classifier import ClassifierFeatures, DomainClassifier, predict_proba
+from data.image_folder import load_rgb, mask_from_image
+from evaluation import metrics
+from evaluation.domain_classifier import ClassifierFeatures, DomainClassifier, class_probabilities
+from evaluation.inception import INCEPTION_WEIGHTS_FILENAME, FeatureExtractor, load_inception_extractor
+from evaluation.translations import DirectionGroup, MaskRef, RealSet, RunTranslations, Translation, group_translations
 from util.errors import UserError
-from util.inception import INCEPTION_WEIGHTS_FILENAME, FeatureExtractor, load_inception_extractor
-from util.translations import DirectionGroup, MaskRef, RealSet, RunTranslations, Translation, group_translations
 
 METRICS_FORMAT_VERSION = 1
 IOU_THRESHOLD = 0.5
@@ -84,8 +84,8 @@ class DistributionFeatures:
 
 
 def inception_features(weights_path: str | Path | None, device: str = "cpu") -> DistributionFeatures:
-    """The standard FID Inception-v3 (raises :class:`util.inception.InceptionWeightsMissing` without weights)."""
-    from util.inception import resolve_weights_path
+    """The standard FID Inception-v3 (raises :class:`evaluation.inception.InceptionWeightsMissing` without weights)."""
+    from evaluation.inception import resolve_weights_path
 
     path = resolve_weights_path(weights_path)
     return DistributionFeatures(load_inception_extractor(path, device),
@@ -110,12 +110,13 @@ def read_attention(path: Path) -> np.ndarray:
 def read_mask(ref: MaskRef, shape: tuple[int, int]) -> np.ndarray:
     """A ground-truth mask as ``H x W`` bool at ``shape``, nearest-resized; a pair mask is cut to its half."""
     with Image.open(ref.path) as image:
-        mask = image.convert("L")
-    if ref.half is not None and ref.pair_width and mask.size[0] == ref.pair_width and ref.pair_width // 2 != mask.size[0]:
+        mask = mask_from_image(image, ref.path)
+    width = mask.shape[1]
+    if ref.half is not None and ref.pair_width and width == ref.pair_width and ref.pair_width // 2 != width:
         half = ref.pair_width // 2
         left = 0 if ref.half == "left" else half
-        mask = mask.crop((left, 0, left + half, mask.size[1]))
-    return metrics.resize_mask(np.asarray(mask, dtype=np.uint8), shape)
+        mask = mask[:, left : left + half]
+    return metrics.resize_mask(mask, shape)
 
 
 # --------------------------------------------------------------------------- per-image measures
@@ -129,6 +130,7 @@ def image_measures(translation: Translation, results_dir: Path) -> dict[str, Any
         "source": str(translation.source_path),
         "input": _relative(translation.input_file, results_dir),
         "output": _relative(translation.output_file, results_dir),
+        "output_flat": bool(output.min() == output.max()),
     }
     mask = read_mask(translation.mask, (height, width)) if translation.mask else None
     if mask is not None:
@@ -177,10 +179,14 @@ def summarise_offline(records: list[dict[str, Any]], has_attention: bool, paired
     summary: dict[str, Any] = {"attention": None, "background": None, "paired": None}
     notes: list[str] = []
     n_masked = sum("mask" in r for r in records)
+    summary["n_without_mask"] = len(records) - n_masked
     if n_masked == 0:
         notes.append("no ground-truth masks (<folder>_mask/) for the inputs: background preservation and attention "
                      "accuracy not computed")
     else:
+        if n_masked < len(records):
+            notes.append(f"{len(records) - n_masked} of {len(records)} input(s) have no ground-truth mask: the mask "
+                         f"measures are over the other {n_masked}")
         psnrs = _values(records, "background_psnr")
         summary["background"] = {
             "n": n_masked,
@@ -306,16 +312,25 @@ def distribution_measures(group: DirectionGroup, features: DistributionFeatures,
     return result, notes
 
 
+def target_class(info: dict[str, Any] | None, domain: str) -> int:
+    """The classifier's class index of ``domain`` (its ``domains`` are in class order; A, B by default)."""
+    names = list(((info or {}).get("domains") or {"A": None, "B": None}).keys())
+    if domain not in names:
+        raise UserError(f"the domain classifier knows the classes {names}, not the target domain {domain!r}")
+    return names.index(domain)
+
+
 def classifier_measures(group: DirectionGroup, model: DomainClassifier, cache: _FeatureCache,
-                        protocol: KidProtocol, extractor: ClassifierFeatures | None = None) -> dict[str, Any]:
+                        protocol: KidProtocol, extractor: ClassifierFeatures | None = None,
+                        info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Target-domain fraction by the domain classifier, and KID on its penultimate features."""
     extractor = extractor or ClassifierFeatures(model)
+    target = target_class(info, group.target_domain)
     paths = [t.output_file for t in group.translations]
-    probabilities = torch.cat([predict_proba(model, batch) for batch in image_batches(paths, cache.size, cache.batch_size)])
-    # The classifier's logit is "domain B": flip it for translations towards A.
-    p_target = probabilities if group.target_domain == "B" else 1.0 - probabilities
+    probabilities = torch.cat([class_probabilities(model, b) for b in image_batches(paths, cache.size, cache.batch_size)])
+    p_target = probabilities[:, target]
     result: dict[str, Any] = {
-        "target_fraction": float((p_target > 0.5).float().mean()),
+        "target_fraction": float((probabilities.argmax(1) == target).float().mean()),
         "target_probability_mean": float(p_target.mean()),
         "real_target_fraction": None,
         "feature_kid_x100": None,
@@ -323,10 +338,9 @@ def classifier_measures(group: DirectionGroup, model: DomainClassifier, cache: _
                             "between runs evaluated with the same classifier file",
     }
     if group.target_set is not None:
-        real = [predict_proba(model, b) for b in image_batches(list(group.target_set.paths), cache.size, cache.batch_size)]
-        real_p = torch.cat(real)
-        real_p_target = real_p if group.target_domain == "B" else 1.0 - real_p
-        result["real_target_fraction"] = float((real_p_target > 0.5).float().mean())
+        real = [class_probabilities(model, b)
+                for b in image_batches(list(group.target_set.paths), cache.size, cache.batch_size)]
+        result["real_target_fraction"] = float((torch.cat(real).argmax(1) == target).float().mean())
         fake = cache.fake(extractor, group, f"{group.name} classifier features")
         target = cache.real(extractor, group.target_set, f"real {group.target_domain} classifier features")
         result["feature_kid_x100"] = kid_measures(fake, target, None, protocol)["kid_x100"]
@@ -337,11 +351,12 @@ def classifier_measures(group: DirectionGroup, model: DomainClassifier, cache: _
 def evaluate_translations(run: RunTranslations, *, features: DistributionFeatures | None = None,
                           classifier: DomainClassifier | None = None, classifier_info: dict[str, Any] | None = None,
                           classifier_path: str | None = None, kid: KidProtocol = KidProtocol(), batch_size: int = 50,
-                          progress: bool = True) -> dict[str, Any]:
+                          progress: bool = True, skipped_because: str = "--no_inception") -> dict[str, Any]:
     """Every measure of a run (the content of ``metrics.json``, see ``scripts/evaluate.py``).
 
-    ``features=None`` skips FID/KID; ``classifier=None`` skips the classifier measures. Any
-    :class:`DistributionFeatures` can be passed (tests use a stand-in; the report says so).
+    ``features=None`` skips FID/KID (``skipped_because`` says why, in the notes and the meta);
+    ``classifier=None`` skips the classifier measures. Any :class:`DistributionFeatures` can be
+    passed (tests use a stand-in; the report says so).
     """
     if not any(group.translations for group in run.groups.values()):
         raise UserError(f"{run.results_dir}/results.json lists no translations (no 'fake' pictures)")
@@ -354,6 +369,11 @@ def evaluate_translations(run: RunTranslations, *, features: DistributionFeature
     for name, group in run.groups.items():
         records = [image_measures(t, run.results_dir)
                    for t in tqdm(group.translations, desc=f"{name} images", unit="img", disable=not progress, leave=False)]
+        if records and all(r["output_flat"] for r in records):
+            raise UserError(
+                f"every {name} translation in {run.results_dir} is one flat colour: the model that made them is broken "
+                f"(non-finite weights give black images). Evaluate the results of another checkpoint"
+            )
         has_attention = any(t.attention_file is not None for t in group.translations)
         offline, notes = summarise_offline(records, has_attention, any(t.paired_file for t in group.translations))
         entry: dict[str, Any] = {
@@ -375,9 +395,9 @@ def evaluate_translations(run: RunTranslations, *, features: DistributionFeature
             entry.update(distribution)
             notes += more
         else:
-            notes.append("FID/KID skipped (--no_inception)")
+            notes.append(f"FID/KID not computed: {skipped_because}")
         if classifier is not None:
-            entry["classifier"] = classifier_measures(group, classifier, cache, kid, classifier_features)
+            entry["classifier"] = classifier_measures(group, classifier, cache, kid, classifier_features, classifier_info)
             notes += _classifier_dataset_notes(classifier_info, run.dataroot)
         entry["notes"] = notes
         entry["per_image"] = records
@@ -385,6 +405,8 @@ def evaluate_translations(run: RunTranslations, *, features: DistributionFeature
     result = {"format_version": METRICS_FORMAT_VERSION,
               "meta": _meta(run, size, kid, features, classifier_info, classifier_path),
               "directions": directions}
+    if features is None:
+        result["meta"]["fid_kid_not_computed"] = skipped_because
     result["meta"]["kid"]["effective_subset_size"] = effective_subset_sizes(result)
     return result
 

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from evaluation.evaluate import read_mask
+from evaluation.measures import MEASURES, dumps, label_of
+from evaluation.plots import histograms, per_image_points
+from evaluation.translations import MaskRef
 from util.checkpoint import atomic_write_bytes, atomic_write_text
-from util.evaluation import read_mask
 from util.html import HTMLPage
-from util.measures import MEASURES, dumps, label_of
-from util.plots import histograms, per_image_points
-from util.translations import MaskRef
 
 METRICS_JSON = "metrics.json"
 METRICS_MD = "metrics.md"
@@ -63,7 +63,8 @@ def setup_lines(result: dict[str, Any]) -> list[str]:
     size = meta["image_size"]
     features = meta.get("features")
     if features is None:
-        feature_line = "FID/KID: skipped (--no_inception); offline measures only"
+        reason = meta.get("fid_kid_not_computed", "--no_inception")
+        feature_line = f"FID/KID: not computed ({reason}); offline measures only"
     elif features["standard"]:
         feature_line = f"FID/KID features: {features['network']}; weights: {features['weights']}"
     else:

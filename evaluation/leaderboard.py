@@ -1,7 +1,7 @@
 """What ``scripts/compare.py`` writes: several evaluated runs in one leaderboard.
 
 One row per run (name, model, epoch), one column per measure and direction, the best value of
-each column in bold (the direction of "better" comes from :data:`util.measures.MEASURES`;
+each column in bold (the direction of "better" comes from :data:`evaluation.measures.MEASURES`;
 informative measures such as the foreground change are never ranked), and one grouped bar
 chart per measure. Settings that make numbers incomparable (different KID protocols, image
 sizes, feature networks or classifiers) are listed above the table.
@@ -17,11 +17,11 @@ from typing import Any
 import dominate
 from dominate import tags
 
+from evaluation.measures import MEASURES, Measure, best_indices, label_of
+from evaluation.plots import grouped_bars
+from evaluation.report import METRICS_JSON
 from util.checkpoint import atomic_write_text
 from util.errors import UserError
-from util.eval_report import METRICS_JSON
-from util.measures import MEASURES, Measure, best_indices, label_of
-from util.plots import grouped_bars
 
 LEADERBOARD_MD = "leaderboard.md"
 LEADERBOARD_HTML = "leaderboard.html"

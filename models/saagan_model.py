@@ -1,0 +1,277 @@
+"""SAAGAN: salient-object translation with a class-activation-map prior (papers/saagan.txt).
+
+Notation: ``G = G_A`` maps A to B with attention branch ``G_A(x)`` (here ``att_A``) and
+translation branch ``G_T(x)``; ``F = G_B`` maps back. ``D_A`` judges B images (the paper's
+``D_Y``), ``D_B`` judges A images (``D_X``). ``C`` is the frozen classifier.
+
+- Eq. (1), Sec. 3.1: ``C(x) = f(x) . W_c``, the class activation map of a classifier whose last
+  fully connected layer is a 1x1 convolution (:class:`evaluation.domain_classifier.DomainClassifier`,
+  trained by ``scripts/train_cam_classifier.py``; frozen here). The CAM of the image's own class
+  is normalised to [0, 1] per image and resized to the image (the same crop and flip the
+  generator sees: it is computed on the batch itself).
+- Eq. (5): the ternary prior ``A(x)``: 0 where ``C(x) < theta_l`` (0.2), 1 where ``C(x) > theta_h``
+  (0.7), 0.5 between (:func:`ternary_mask`). ``--attention_prior masks`` (Sec. 4.6, Table 6) uses
+  the ground-truth masks instead, falling back to the CAM for images without one.
+- Eq. (2): ``G(x) = G_A(x) * G_T(x) + (1 - G_A(x)) * x`` with the generator of Sec. 3.5
+  (:class:`models.attention.BranchedAttentionGenerator`: the attention branch leaves after the
+  4th residual block).
+- Eq. (8)-(10), the revised adversarial loss: the PatchGAN's per-patch log loss weighted by
+  ``A`` resized (bilinear) to the discriminator's output size: ``A(y)`` for real ``y``, ``A(x)``
+  for the fake ``G(x)``. The generator minimises the non-saturating form of its term.
+- Sec. 3.3.2, fake sample augmentation: ``A(x) * G_T(x) + (1 - A(x)) * x`` shown to the
+  discriminator as an extra fake with the smooth label 0.3 (also weighted by ``A(x)``).
+- Eq. (4), the enhanced cycle loss: ``|F(G(x)) - x|_1 + |G_A(x) - F_A(G(x))|_1``.
+- Eq. (6), the attention loss: binary cross-entropy between ``G_A(x)`` and ``A(x)`` over the
+  pixels where ``A`` is 0 or 1 (mean over them); the 0.5 pixels give no gradient.
+- Eq. (7), smoothness: the mean absolute horizontal and vertical differences of ``G_A(x)``.
+- Eq. (11): ``L_G = L'_adv + 8 L_cyc + 1 L_attn + 5 L_s`` (``--lambda_cycle --lambda_attention
+  --lambda_smooth``).
+- Sec. 3.5 / 4.1.2: PatchGAN of conv-BatchNorm-LeakyReLU blocks (the first one normalised
+  too), sigmoid output and log loss, spectral normalisation; Adam lr 2e-4, beta1 0.5, batch 1,
+  100 + 100 epochs; load 286 / crop 256.
+
+Table 4 ablations: ``w/o smooth`` = ``--lambda_smooth 0``, ``w/o RA`` = ``--no_revised_adversarial``
+(unweighted adversarial loss), ``w/o FSA`` = ``--no_fake_augmentation``, ``w/o cycle`` =
+``--lambda_cycle 0``, ``w/o attention`` = ``--lambda_attention 0``.
+
+Choices where the paper is silent: the generator's adversarial term is the non-saturating
+``-log D(G(x))``; the weighted losses are means over the patch map (an image whose prior is all
+background contributes nothing); the attention branch's second transposed convolution outputs
+the one attention channel directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evaluation.domain_classifier import DomainClassifier, load_domain_classifier, normalised_cam
+from models import networks
+from models.attention import AttentionOutput, BranchedAttentionGenerator, fuse_single, tv_loss
+from models.attention_cycle import AttentionCycleModel, add_switch
+from models.base_model import Visual
+from models.registry import register_model
+from util import distributed
+from util.errors import UserError
+
+
+def ternary_mask(cam: torch.Tensor, low: float = 0.2, high: float = 0.7) -> torch.Tensor:
+    """Eq. (5): 0 below ``low``, 1 above ``high``, 0.5 in between (both ends inclusive)."""
+    return torch.where(cam < low, torch.zeros_like(cam), torch.where(cam > high, torch.ones_like(cam), torch.full_like(cam, 0.5)))
+
+
+def attention_loss(prediction: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """Eq. (6): binary cross-entropy over the pixels where the prior is 0 or 1 only."""
+    supervised = prior != 0.5
+    if not bool(supervised.any()):
+        return prediction.sum() * 0.0
+    return F.binary_cross_entropy(prediction[supervised].clamp(1e-6, 1 - 1e-6), prior[supervised])
+
+
+@register_model("saagan")
+class SAAGANModel(AttentionCycleModel):
+    @staticmethod
+    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        parser.set_defaults(no_dropout=True, dataset_mode="unaligned")
+        g = parser.add_argument_group("SAAGAN")
+        g.add_argument("--theta_low", type=float, default=0.2, help="CAM below this: background (0) in the ternary mask")
+        g.add_argument("--theta_high", type=float, default=0.7, help="CAM above this: object (1) in the ternary mask")
+        if is_train:
+            g.add_argument(
+                "--cam_classifier",
+                type=str,
+                default="",
+                help="the frozen CAM classifier: a run name (CHECKPOINTS_DIR/NAME/classifier.pt) or a file; "
+                "none: one is trained first (small backbone, saved as NAME_cam)",
+            )
+            g.add_argument(
+                "--attention_prior",
+                type=str,
+                default="cam",
+                choices=("cam", "masks"),
+                help="what supervises the attention: the CAM's ternary mask, or the ground-truth masks (Table 6)",
+            )
+            g.add_argument("--lambda_cycle", type=float, default=8.0, help="weight of the enhanced cycle loss (Eq. 4)")
+            g.add_argument("--lambda_attention", type=float, default=1.0, help="weight of the attention loss (Eq. 6)")
+            g.add_argument("--lambda_smooth", type=float, default=5.0, help="weight of the smoothness loss (Eq. 7)")
+            g.add_argument("--fake_label", type=float, default=0.3, help="label of the augmented fakes (Sec. 3.3.2)")
+            add_switch(g, "revised_adversarial", True, "weight the adversarial loss by the prior (Eq. 8); off: w/o RA")
+            add_switch(g, "fake_augmentation", True, "show fakes fused with the prior to D (Sec. 3.3.2); off: w/o FSA")
+            add_switch(g, "spectral_norm", True, "spectral normalisation in the discriminators (Sec. 4.1.2)")
+            # The shared attention base's other terms are not part of Eq. (11).
+            parser.set_defaults(
+                gan_mode="vanilla", lambda_identity=0.0, lambda_gan=1.0, lambda_pixel=0.0, lambda_tv=0.0, curriculum=False,
+                curriculum_epochs=0, r_early=1.0, r_late=1.0, attention_D=False, d_head="patch", real_pair_mask="own",
+            )
+        return parser
+
+    @classmethod
+    def validate_options(cls, opt: argparse.Namespace) -> list[str]:
+        problems = super().validate_options(opt)
+        if not 0 <= opt.theta_low <= opt.theta_high <= 1:
+            problems.append(f"--theta_low {opt.theta_low} --theta_high {opt.theta_high}: need 0 <= low <= high <= 1")
+        if opt.isTrain and not 0 <= opt.fake_label < 1:
+            problems.append(f"--fake_label {opt.fake_label}: must be in [0, 1)")
+        return problems
+
+    # ------------------------------------------------------------------ networks
+    def build_generator(self, input_nc: int, output_nc: int) -> nn.Module:
+        opt = self.opt
+        return BranchedAttentionGenerator(input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout,
+                                          networks.resnet_block_count(opt.netG))
+
+    def build_discriminator(self, input_nc: int) -> nn.Module:
+        """Sec. 3.5: conv-BN-LeakyReLU blocks (the first normalised too), spectral normalisation."""
+        return networks.NLayerDiscriminator(input_nc, self.opt.ndf, 3, "batch", spectral_norm=self.opt.spectral_norm,
+                                            norm_first=True)
+
+    def add_generators(self) -> None:
+        super().add_generators()
+        if self.is_train:
+            classifier = self.load_classifier()
+            self.classifier_architecture = classifier.architecture()
+            self.add_network("C", classifier, train_only=True, init=False, trainable=False)
+            networks.set_requires_grad(classifier, False)
+        self.prior_fallbacks = 0
+
+    def load_classifier(self) -> DomainClassifier:
+        """``--cam_classifier`` (a run name or a file), or a new one trained first when none is given."""
+        opt = self.opt
+        if opt.cam_classifier:
+            path = Path(opt.cam_classifier)
+            if not path.suffix:
+                path = Path(opt.checkpoints_dir) / opt.cam_classifier / "classifier.pt"
+        else:
+            path = Path(opt.checkpoints_dir) / f"{opt.name}_cam" / "classifier.pt"
+            if not path.is_file():
+                if distributed.context().enabled:
+                    raise UserError("under torchrun, train the CAM classifier first (scripts/train_cam_classifier.py) "
+                                    "and pass --cam_classifier NAME")
+                self.note(f"no --cam_classifier given: training one first (small backbone, 128 px), saved as {path}")
+                from evaluation.classifier_training import classifier_parser, train_classifier
+
+                args = classifier_parser().parse_args(
+                    ["--dataroot", opt.dataroot, "--out", str(path), "--size", "128", "--cam_page", "--seed", str(opt.seed),
+                     "--gpu_ids", ",".join(map(str, opt.gpu_ids)) or "-1", *(["--no_progress"] if opt.no_progress else [])]
+                )
+                train_classifier(args)
+        model, info = load_domain_classifier(path, self.device)
+        if model.n_classes > 2 or len(info.get("domains") or "AB") != 2:
+            raise UserError(f"CAM classifier {path} knows {len(info['domains'])} classes; SAAGAN needs one trained on "
+                            f"the two domains (scripts/train_cam_classifier.py --dataroot {opt.dataroot})")
+        self.classifier_info = info
+        accuracy = (info.get("accuracy") or {}).get("accuracy")
+        self.note(f"CAM classifier {path}: {len(info.get('domains', {})) or 2} classes, held-out accuracy "
+                  f"{accuracy:.3f}" if accuracy is not None else f"CAM classifier {path}")
+        return model
+
+    def architecture(self) -> dict[str, Any]:
+        found = super().architecture()
+        if hasattr(self, "classifier_architecture"):
+            found["cam_classifier"] = self.classifier_architecture
+        return found
+
+    def set_mode(self, train: bool) -> None:
+        super().set_mode(train)
+        if "C" in self.networks:
+            self.networks["C"].eval()  # frozen, batch norm statistics included
+
+    # ------------------------------------------------------------------ the prior A(x)
+    def set_input(self, batch: dict[str, Any]) -> None:
+        super().set_input(batch)
+        self.batch_masks = {side: (batch.get(f"{side}_mask"), batch.get(f"{side}_has_mask")) for side in "AB"}
+
+    def own_class(self, side: str) -> int:
+        """The classifier's class of the images on ``side`` (A is trainA unless --direction BtoA)."""
+        return ("AB" if self.opt.direction == "AtoB" else "BA").index(side)
+
+    def priors(self) -> None:
+        """``cam_X`` (normalised CAM of the own class) and ``prior_X`` (Eq. 5, or the masks) per side."""
+        opt = self.opt
+        for side, image in (("A", self.real_A), ("B", self.real_B)):
+            classes = torch.full((image.shape[0],), self.own_class(side), device=image.device, dtype=torch.long)
+            cam = normalised_cam(self.networks["C"].network, image, classes)
+            prior = ternary_mask(cam, opt.theta_low, opt.theta_high)
+            mask, has_mask = self.batch_masks[side]
+            if getattr(opt, "attention_prior", "cam") == "masks" and mask is not None:
+                has = has_mask.to(image.device).view(-1, 1, 1, 1)
+                prior = torch.where(has, mask.to(image.device), prior)
+                self.prior_fallbacks += int((~has).sum())
+            setattr(self, f"cam_{side}", cam)
+            setattr(self, f"prior_{side}", prior)
+
+    # ------------------------------------------------------------------ losses
+    def weight(self, prior: torch.Tensor) -> torch.Tensor | None:
+        return prior if self.opt.revised_adversarial else None
+
+    def generator_terms(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Eq. (11): the weighted adversarial terms and the enhanced cycle, attention and smoothness terms."""
+        opt, l1 = self.opt, F.l1_loss
+        recon = {
+            "cycle_A": opt.lambda_cycle * (l1(self.rec_A, self.real_A) + l1(self.cycle_A.foreground, self.att_A)),
+            "cycle_B": opt.lambda_cycle * (l1(self.rec_B, self.real_B) + l1(self.cycle_B.foreground, self.att_B)),
+            "attention_A": opt.lambda_attention * attention_loss(self.att_A, self.prior_A),
+            "attention_B": opt.lambda_attention * attention_loss(self.att_B, self.prior_B),
+            "smooth": opt.lambda_smooth * (tv_loss(self.att_A, "mean") + tv_loss(self.att_B, "mean")),
+        }
+        adversarial = {
+            "G_A": self.gan_loss(self.networks["D_A"](self.fake_B), True, weight=self.weight(self.prior_A)),
+            "G_B": self.gan_loss(self.networks["D_B"](self.fake_A), True, weight=self.weight(self.prior_B)),
+        }
+        return recon, adversarial
+
+    def discriminator_losses(self) -> dict[str, torch.Tensor]:
+        """Eq. (9)/(10), plus the augmented fakes with label 0.3; fakes are pooled with their prior."""
+        losses = {}
+        for name, real, real_prior, out, prior, pool in (
+            ("D_A", self.real_B, self.prior_B, self.out_A, self.prior_A, self.fake_B_pool),
+            ("D_B", self.real_A, self.prior_A, self.out_B, self.prior_B, self.fake_A_pool),
+        ):
+            netD = self.networks[name]
+            pooled = pool.query(torch.cat([out.image, prior], 1)).detach()  # a pool of size 0 returns its input
+            fake, fake_prior = pooled[:, :-1], pooled[:, -1:]
+            loss = self.gan_loss(netD(real), True, weight=self.weight(real_prior))
+            loss = loss + self.gan_loss(netD(fake.detach()), False, weight=self.weight(fake_prior))
+            if self.opt.fake_augmentation:
+                source = self.real_A if name == "D_A" else self.real_B
+                augmented = fuse_single(out.contents[:, 0], prior, source).detach()
+                loss = loss + self.gan_loss(netD(augmented), False, target=self.opt.fake_label, weight=self.weight(prior))
+            losses[name] = loss
+        return losses
+
+    def optimize_parameters(self) -> dict[str, float]:
+        self.priors()
+        return super().optimize_parameters()
+
+    def epoch_diagnostics(self) -> list[str]:
+        messages = super().epoch_diagnostics()
+        if self.is_train and self.opt.attention_prior == "masks" and self.prior_fallbacks:
+            messages.append(f"{self.prior_fallbacks} image(s) had no ground-truth mask: their prior came from the CAM")
+        self.prior_fallbacks = 0
+        return messages
+
+    # ------------------------------------------------------------------ test time and pictures
+    def prepare_from_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Rebuild the frozen classifier from the checkpoint, so the test page shows the CAM and prior."""
+        architecture = checkpoint.get("architecture", {}).get("cam_classifier")
+        if architecture and "C" in checkpoint["state"]["networks"]:
+            self.add_network("C", DomainClassifier(**architecture, backbone_weights="scratch"), init=False, trainable=False)
+            self.classifier_architecture = architecture
+
+    def test(self) -> None:
+        super().test()
+        if "C" in self.networks:
+            with torch.no_grad():
+                self.priors()
+
+    def intermediate_visuals(self, side: str, out: AttentionOutput) -> dict[str, Visual]:
+        visuals = {f"content_{side}": Visual(out.contents[:, 0], side, "content")}
+        if hasattr(self, f"cam_{side}") and getattr(self, f"cam_{side}").shape[0] == out.image.shape[0]:
+            visuals[f"cam_{side}"] = Visual(getattr(self, f"cam_{side}"), side, "mask")
+            visuals[f"prior_{side}"] = Visual(getattr(self, f"prior_{side}"), side, "mask")
+        return visuals
