@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", default=["cycle_gan", "aggan", "attentiongan"], help="models to compare")
+    parser.add_argument("--model", nargs="+", default=["cycle_gan", "aggan", "attentiongan", "uait", "saagan", "guidegan"],
+                        help="models to compare")
     parser.add_argument("--size", type=int, default=64, help="image size (the dataset is generated at this size)")
     parser.add_argument("--dataroot", type=Path, default=None,
                         help="default: datasets/synthetic_<size>[_distinct], generated if absent")
@@ -108,15 +109,20 @@ def main(argv: list[str] | None = None) -> int:
 def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> str:
     """A markdown table of the offline measures per model and direction (from each metrics.json)."""
     network = "" if args.full_network else " (ngf/ndf 16, resnet_6blocks)"
-    lines = [f"Synthetic dataset {args.dataroot} ({args.size} px); {args.max_iters or '-'} training images per model"
+    paired = any((m.get("paired") or {}).get("psnr_mean") is not None for row in rows for m in row["directions"].values())
+    extra_head = " paired PSNR (dB) | paired SSIM |" if paired else ""
+    lines = [f"Dataset {args.dataroot} ({args.size} px); {args.max_iters or '-'} training images per model"
              f"{network}; extra train.py options: {' '.join(extra) or 'none'}", "",
-             "| model | direction | attention IoU | attention MAE | background PSNR (dB) | background L1 | foreground change |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| model | direction | attention IoU | attention MAE | background PSNR (dB) | background L1 | foreground change |"
+             + extra_head,
+             "| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if paired else "")]
     for row in rows:
         for direction, m in row["directions"].items():
-            attention, background = m.get("attention") or {}, m.get("background") or {}
+            attention, background, truth = m.get("attention") or {}, m.get("background") or {}, m.get("paired") or {}
             cells = [attention.get("iou_mean"), attention.get("mae_mean"), background.get("psnr_mean"),
                      background.get("l1_mean"), background.get("foreground_l1_mean")]
+            if paired:
+                cells += [truth.get("psnr_mean"), truth.get("ssim_mean")]
             text = ["-" if value is None else f"{value:.3f}" for value in cells]
             lines.append(f"| {row['benchmark']['model']} | {direction} | " + " | ".join(text) + " |")
     lines += ["", "Commands:", ""] + [f"    python {row['benchmark']['command']}" for row in rows]
