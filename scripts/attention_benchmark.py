@@ -30,6 +30,14 @@ from data.synthetic import BACKGROUNDS, ensure_synthetic_dataset  # noqa: E402
 
 # A network size a CPU trains in minutes at 64 px; the same for every model compared.
 CPU_NETWORK = ["--ngf", "16", "--ndf", "16", "--netG", "resnet_6blocks"]
+PAIRED_MODELS = ("pix2pix", "guidegan_paired")
+
+
+def cpu_network(model: str, size: int) -> list[str]:
+    """The reduced network for ``model``: paired models take a U-Net of the image size."""
+    if model in PAIRED_MODELS:
+        return ["--ngf", "16", "--ndf", "16", "--netG", f"unet_{size}"]
+    return CPU_NETWORK
 
 
 def run(command: list[str]) -> None:
@@ -41,7 +49,7 @@ def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> d
     """Train (or resume), test and evaluate one model; returns its metrics.json."""
     name = f"{args.prefix}_{model}"
     size = ["--load_size", str(args.size + args.size // 8), "--crop_size", str(args.size)]
-    network = [] if args.full_network else CPU_NETWORK
+    network = [] if args.full_network else cpu_network(model, args.size)
     run_dir = Path(args.checkpoints_dir) / name
     # What identifies the run and its networks: the same for train.py and test.py.
     run_options = ["--model", model, "--name", name, "--dataroot", str(args.dataroot), "--checkpoints_dir",
@@ -61,8 +69,8 @@ def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> d
     run(train)
     train_seconds = time.time() - started
     run([sys.executable, "test.py", *run_options, "--results_dir", str(args.results_dir), "--num_test", "0",
-         "--crop_size", str(args.size), "--no_progress"])
-    result_dir = Path(args.results_dir) / name / "test_latest"
+         "--crop_size", str(args.size), "--no_progress", "--phase", args.phase])
+    result_dir = Path(args.results_dir) / name / f"{args.phase}_latest"
     run([sys.executable, "scripts/evaluate.py", "--results", str(result_dir), "--no_inception"])
     metrics = json.loads((result_dir / "metrics.json").read_text())
     metrics["benchmark"] = {"model": model, "train_seconds_this_call": round(train_seconds, 1), "command": command}
@@ -89,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full_network", action="store_true", help="the papers' ngf/ndf 64, 9 blocks (GPU)")
     parser.add_argument("--gpu_ids", type=str, default="0")
     parser.add_argument("--prefix", type=str, default="bench")
+    parser.add_argument("--phase", type=str, default="test", help="the split test.py translates (maps: val)")
     parser.add_argument("--checkpoints_dir", type=Path, default=Path("checkpoints"))
     parser.add_argument("--results_dir", type=Path, default=Path("results"))
     parser.add_argument("--summary", type=Path, default=None, help="write the markdown summary here too")
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> str:
     """A markdown table of the offline measures per model and direction (from each metrics.json)."""
-    network = "" if args.full_network else " (ngf/ndf 16, resnet_6blocks)"
+    network = "" if args.full_network else " (ngf/ndf 16, resnet_6blocks; U-Net of the image size for paired models)"
     paired = any((m.get("paired") or {}).get("psnr_mean") is not None for row in rows for m in row["directions"].values())
     extra_head = " paired PSNR (dB) | paired SSIM |" if paired else ""
     lines = [f"Dataset {args.dataroot} ({args.size} px); {args.max_iters or '-'} training images per model"
