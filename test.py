@@ -18,7 +18,7 @@ from tqdm import tqdm
 from data import create_dataloader, create_dataset, resolve_dataroot
 from models import create_model
 from options import parse_test_options
-from options.base_options import save_options, select_device
+from options.base_options import adopt_checkpoint_options, save_options, select_device
 from util.checkpoint import check_architecture, checkpoint_path, load_checkpoint, non_finite_entries
 from util.errors import UserError, run_cli
 from util.results import ResultWriter
@@ -34,6 +34,10 @@ def run_test(opt: argparse.Namespace) -> Path:
     trained_with = checkpoint.get("model")
     if trained_with != opt.model and opt.model != "test":
         raise UserError(f"checkpoint {path} was trained with --model {trained_with}; pass --model {trained_with}")
+    if opt.model != "test":
+        adopted = adopt_checkpoint_options(opt, checkpoint)
+        if adopted:
+            print(f"options from the run: {', '.join(f'--{k} {getattr(opt, k)}' for k in adopted)}")
     broken = non_finite_entries(checkpoint["state"]["networks"])
     if broken:
         raise UserError(
@@ -66,6 +70,8 @@ def run_test(opt: argparse.Namespace) -> Path:
         "direction": opt.direction,
         "dataset_mode": opt.dataset_mode,
     }
+    if getattr(opt, "domain_names", None):
+        meta["domain_names"] = list(opt.domain_names)
     writer = ResultWriter(
         result_dir,
         f"{opt.name} ({opt.model}), {opt.phase}, epoch {epoch_label}",

@@ -243,6 +243,50 @@ class SingleDataset(_BaseDataset):
         return {**{"A" + key: value for key, value in fields.items()}, "A_index": index}
 
 
+@register_dataset("multidomain")
+class MultiDomainDataset(_BaseDataset):
+    """k domains in ``<phase>/<domain>/`` (masks in ``<phase>/<domain>_mask/``), for multi-domain models.
+
+    Domains are the folder names, sorted; item ``i`` is the ``i``-th image of all domains in that
+    order, returned as ``A`` with ``A_domain`` (its domain's index) and ``target_domain``, a
+    different domain drawn from ``(seed, epoch, index)``. The domain names are written to
+    ``opt.domain_names`` for the model.
+    """
+
+    layout = "DATAROOT/{phase}/<domain>/*.jpg for two or more domains (optional masks in {phase}/<domain>_mask/)"
+
+    def __init__(self, opt: argparse.Namespace) -> None:
+        super().__init__(opt)
+        folder = self.root / opt.phase
+        hint = self.layout.format(phase=opt.phase)
+        names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.endswith("_mask")) if folder.is_dir() else []
+        if len(names) < 2:
+            raise UserError(f"{folder} holds {len(names)} domain folder(s) ({names or 'none'}); a multi-domain dataset "
+                            f"needs at least two.\nExpected layout: {hint}")
+        self.domains = names
+        self.sources = []
+        for name in names:
+            paths = list_images(folder / name, opt.max_dataset_size, hint)  # an empty domain is an error naming it
+            self.sources.append(_Sample(folder / name, paths, opt.input_nc, opt))
+        self.offsets = np.cumsum([0] + [len(s.paths) for s in self.sources])
+        trained_on = getattr(opt, "domain_names", None)
+        if trained_on and list(trained_on) != names:
+            raise UserError(f"{folder} has the domains {names}, but the model knows {list(trained_on)}: "
+                            f"a multi-domain model translates between the domains it was trained on")
+        opt.domain_names = names
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        epoch, index = _split_key(key)
+        domain = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        fields = self.sources[domain].load(index - int(self.offsets[domain]), self.opt, self.rng(epoch, index))
+        others = [d for d in range(len(self.domains)) if d != domain]
+        target = others[int(self.rng(epoch, index, 1).integers(len(others)))]
+        return {**{"A" + k: v for k, v in fields.items()}, "A_index": index, "A_domain": domain, "target_domain": target}
+
+
 class EpochSampler(Sampler):
     """Yields ``(epoch, index)`` keys: a permutation seeded by (seed, epoch), or in order.
 

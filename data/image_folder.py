@@ -41,7 +41,7 @@ def is_image_file(name: str | Path) -> bool:
     return str(name).lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _walk_once(folder: Path) -> list[Path]:
+def walk_once(folder: Path) -> list[Path]:
     """Every file under ``folder``, following links, visiting each real folder and file once."""
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
@@ -71,7 +71,7 @@ def list_images(folder: Path, max_count: float = float("inf"), layout_hint: str 
     hint = f"\nExpected layout: {layout_hint}" if layout_hint else ""
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist.{hint}")
-    files = _walk_once(folder)
+    files = walk_once(folder)
     paths = sorted(p for p in files if is_image_file(p.name))
     skipped = [p for p in files if not is_image_file(p.name) and p.name.lower() not in _IGNORED_NAMES]
     if skipped:

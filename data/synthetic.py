@@ -45,6 +45,7 @@ from PIL import Image
 __all__ = [
     "BACKGROUNDS",
     "GENERATOR_VERSION",
+    "LOOKS",
     "METADATA_FILE",
     "SceneLayers",
     "empty_indices",
@@ -52,6 +53,7 @@ __all__ = [
     "image_name",
     "image_rng",
     "make_synthetic_dataset",
+    "render_multidomain_scene",
     "render_paired_scene",
     "render_scene",
     "render_scene_layers",
@@ -64,7 +66,9 @@ MIN_SIZE = 16
 MAX_OBJECTS = 3
 
 SPLIT_IDS = {"train": 0, "test": 1}
-DOMAIN_IDS = {"A": 0, "B": 1, "AB": 2}
+# The multi-domain layout's domains, in order (``domains=k`` takes the first k).
+LOOKS = ("plain", "striped", "spotted", "checked")
+DOMAIN_IDS = {"A": 0, "B": 1, "AB": 2, **{look: 3 + i for i, look in enumerate(LOOKS)}}
 # Third seed component of the per-split stream that picks the empty images;
 # kept far from DOMAIN_IDS so it can never collide with an image stream.
 _EMPTY_SELECTION_STREAM = 100
@@ -391,6 +395,82 @@ def _zebra_pixels(look: ZebraLook, coverage: AnimalCoverage, shading: np.ndarray
     return np.repeat(grey[..., None], 3, axis=2)
 
 
+@dataclass(frozen=True)
+class PatternLook:
+    """Two colours and a pattern geometry (spots or checks), in pixels/radians."""
+
+    light: np.ndarray
+    dark: np.ndarray
+    period: float
+    direction: float
+    phase: tuple[float, float]
+    spot_fraction: float
+
+
+def _draw_pattern_look(rng: np.random.Generator, size: int) -> PatternLook:
+    """A light coat with dark marks: both colours random, the marks' scale and angle too."""
+    light = np.array(colorsys.hsv_to_rgb(rng.uniform(0.0, 1.0), rng.uniform(0.0, 0.25), rng.uniform(0.75, 0.95)), _Float)
+    dark = np.array(colorsys.hsv_to_rgb(rng.uniform(0.0, 1.0), rng.uniform(0.3, 0.8), rng.uniform(0.1, 0.35)), _Float)
+    return PatternLook(
+        light=light,
+        dark=dark,
+        period=rng.uniform(max(4.0, size / 16), max(6.0, size / 8)),
+        direction=rng.uniform(0, np.pi),
+        phase=(rng.uniform(0, 1), rng.uniform(0, 1)),
+        spot_fraction=rng.uniform(0.25, 0.4),
+    )
+
+
+def _pattern_pixels(look: PatternLook, coverage: AnimalCoverage, shading: np.ndarray, kind: str) -> np.ndarray:
+    """Dark round spots on a light coat ("spotted") or a rotated checkerboard ("checked")."""
+    cos_d, sin_d = math.cos(look.direction), math.sin(look.direction)
+    u = (coverage.along * cos_d + coverage.across * sin_d) / look.period + look.phase[0]
+    v = (-coverage.along * sin_d + coverage.across * cos_d) / look.period + look.phase[1]
+    if kind == "spotted":
+        # Spots on a hexagonal-ish lattice: shift every other row by half a period.
+        row = np.floor(v)
+        du = (u + 0.5 * (row % 2)) % 1.0 - 0.5
+        dv = v % 1.0 - 0.5
+        marked = np.hypot(du, dv) < math.sqrt(look.spot_fraction / math.pi)
+    else:
+        marked = (np.floor(u) + np.floor(v)) % 2 == 0
+    colour = np.where(marked[..., None], look.dark, look.light)
+    return colour * shading[..., None]
+
+
+def render_multidomain_scene(
+    rng: np.random.Generator, size: int, look: str, *, n_objects: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One scene of the multi-domain layout: animals in ``look`` (one of ``LOOKS``) on a background
+    whose palette is drawn from either domain's overlapping ranges, so the background says nothing
+    about the domain; returns (HxWx3 uint8 image, HxW bool mask)."""
+    if look not in LOOKS:
+        raise ValueError(f"look must be one of {LOOKS}, got {look!r}")
+    _check_scene_args(size, None, n_objects)
+    drawn = int(rng.integers(1, MAX_OBJECTS + 1))
+    count = drawn if n_objects is None else n_objects
+    mask = np.zeros((size, size), dtype=bool)
+    layer = np.zeros((size, size, 3), dtype=_Float)
+    for _ in range(count):
+        animal = _draw_animal(rng, size, count)
+        coverage = _animal_coverage(animal, size)
+        shading = _shading(coverage, animal.radius, rng.uniform(0, 2 * np.pi))
+        horse, zebra, pattern = _draw_horse_look(rng), _draw_zebra_look(rng, size, animal.radius), _draw_pattern_look(rng, size)
+        if look == "plain":
+            pixels = _horse_pixels(horse, shading)
+        elif look == "striped":
+            pixels = _zebra_pixels(zebra, coverage, shading)
+        else:
+            pixels = _pattern_pixels(pattern, coverage, shading, look)
+        layer[coverage.inside] = pixels[coverage.inside]
+        mask |= coverage.inside
+    structure = _draw_background_structure(rng, size)
+    palette_domain = "A" if rng.random() < 0.5 else "B"
+    background = _to_uint8(_paint_background(structure, _draw_background_palette(rng, palette_domain)))
+    image = np.where(mask[..., None], _to_uint8(layer), background)
+    return image, mask
+
+
 # --------------------------------------------------------------------------
 # Scenes
 # --------------------------------------------------------------------------
@@ -558,6 +638,9 @@ def _render_task(task: _Task) -> None:
         image = np.concatenate([scene_a.image, scene_b.image], axis=1)
         mask = scene_a.mask  # one mask per pair: the geometry is shared
         folder = task.split
+    elif task.domain in LOOKS:
+        image, mask = render_multidomain_scene(rng, task.size, task.domain, n_objects=n_objects)
+        folder = f"{task.split}/{task.domain}"
     else:
         image, mask = render_scene(rng, task.size, task.domain, n_objects=n_objects, backgrounds=task.backgrounds)
         folder = f"{task.split}{task.domain}"
@@ -565,11 +648,13 @@ def _render_task(task: _Task) -> None:
     _save_png(_mask_to_png(mask), root / f"{folder}_mask" / name)
 
 
-def _layout(aligned: bool, n_train: int, n_test: int) -> dict[str, tuple[str, str, int]]:
+def _layout(aligned: bool, n_train: int, n_test: int, domains: int = 0) -> dict[str, tuple[str, str, int]]:
     """Image folder -> (split, domain, count)."""
     counts = {"train": n_train, "test": n_test}
     if aligned:
         return {split: (split, "AB", n) for split, n in counts.items()}
+    if domains:
+        return {f"{split}/{look}": (split, look, n) for split, n in counts.items() for look in LOOKS[:domains]}
     return {f"{split}{d}": (split, d, n) for split, n in counts.items() for d in ("A", "B")}
 
 
@@ -581,6 +666,7 @@ def _dataset_params(
     aligned: bool,
     empty_fraction: float,
     backgrounds: str = "overlapping",
+    domains: int = 0,
 ) -> dict[str, Any]:
     """Everything that determines the dataset's content (stored in synthetic.json)."""
     return {
@@ -593,6 +679,7 @@ def _dataset_params(
         "aligned": bool(aligned),
         "empty_fraction": float(empty_fraction),
         "backgrounds": str(backgrounds),
+        "domains": int(domains),
     }
 
 
@@ -618,7 +705,7 @@ def _validate_params(
 
 def _make_tasks(root: Path, params: dict[str, Any]) -> list[_Task]:
     tasks = []
-    layout = _layout(params["aligned"], params["n_train"], params["n_test"])
+    layout = _layout(params["aligned"], params["n_train"], params["n_test"], params["domains"])
     for split, domain, count in layout.values():
         empties = empty_indices(params["seed"], split, domain, count, params["empty_fraction"])
         for index in range(count):
@@ -671,7 +758,8 @@ def _read_metadata(root: Path) -> dict[str, Any] | None:
 
 def _is_complete(root: Path, params: dict[str, Any]) -> bool:
     """Whether ``root`` holds every file that ``params`` call for."""
-    for folder, (_, _, count) in _layout(params["aligned"], params["n_train"], params["n_test"]).items():
+    layout = _layout(params["aligned"], params["n_train"], params["n_test"], params.get("domains", 0))
+    for folder, (_, _, count) in layout.items():
         for sub in (folder, f"{folder}_mask"):
             directory = root / sub
             if not directory.is_dir() or sum(1 for _ in directory.glob("*.png")) != count:
@@ -684,14 +772,14 @@ def _is_empty_dir(path: Path) -> bool:
 
 
 # Options of make_synthetic_dataset that determine the dataset's content.
-_CONTENT_OPTIONS = ("size", "n_train", "n_test", "seed", "aligned", "empty_fraction", "backgrounds")
+_CONTENT_OPTIONS = ("size", "n_train", "n_test", "seed", "aligned", "empty_fraction", "backgrounds", "domains")
 
 
 def _content_params(metadata: dict[str, Any]) -> dict[str, Any]:
     """The metadata keys that determine content (extra keys, e.g. counts, are ignored)."""
     defaults = _dataset_params(MIN_SIZE, 0, 0, 0, False, 0.0)
     # Keys added after a dataset was written take the value that reproduces it.
-    return {key: metadata.get(key, defaults[key] if key == "backgrounds" else None) for key in defaults}
+    return {key: metadata.get(key, defaults[key] if key in ("backgrounds", "domains") else None) for key in defaults}
 
 
 def _check_replaceable(root: Path, overwrite: bool) -> bool:
@@ -734,6 +822,7 @@ def make_synthetic_dataset(
     aligned: bool = False,
     empty_fraction: float = 0.03,
     backgrounds: str = "overlapping",
+    domains: int = 0,
     workers: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
@@ -755,6 +844,9 @@ def make_synthetic_dataset(
         empty_fraction: fraction of images (per split and domain) with no object.
         backgrounds: "overlapping" background palettes (default) or "distinct" ones, the
             hard-background setting where the domains' backgrounds differ strongly.
+        domains: 0 for the two-domain layout; 2-4 for the multi-domain layout
+            (``train/<look>/``, ``train/<look>_mask/``, ...) with the first ``domains`` of
+            ``LOOKS`` (plain, striped, spotted, checked objects) on domain-independent backgrounds.
         workers: processes to use (default ``os.cpu_count()``); does not change
             the output.
         progress: show a tqdm progress bar.
@@ -767,17 +859,19 @@ def make_synthetic_dataset(
     _validate_params(size, n_train, n_test, seed, empty_fraction, workers)
     if backgrounds not in BACKGROUNDS:
         raise ValueError(f"backgrounds must be one of {BACKGROUNDS}, got {backgrounds!r}")
+    if domains and not (2 <= domains <= len(LOOKS) and not aligned):
+        raise ValueError(f"domains must be 0 or 2..{len(LOOKS)} (and not aligned), got {domains}")
     root = Path(root)
-    params = _dataset_params(size, n_train, n_test, seed, aligned, empty_fraction, backgrounds)
+    params = _dataset_params(size, n_train, n_test, seed, aligned, empty_fraction, backgrounds, domains)
     _check_replaceable(root, overwrite)  # fail before spending time rendering
 
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     try:
-        layout = _layout(aligned, n_train, n_test)
+        layout = _layout(aligned, n_train, n_test, domains)
         for folder in layout:
-            (staging / folder).mkdir()
-            (staging / f"{folder}_mask").mkdir()
+            (staging / folder).mkdir(parents=True)
+            (staging / f"{folder}_mask").mkdir(parents=True)
         _run_tasks(_make_tasks(staging, params), workers or os.cpu_count() or 1, progress)
         counts = {folder: count for folder, (_, _, count) in layout.items()}
         metadata = {**params, "counts": counts}

@@ -14,6 +14,11 @@ same in every measure.
 Also found here: the ground-truth mask of each input (``<folder>_mask/<same stem>``, as the
 datasets find them), the attention map the model saved for it, the paired ground truth of
 aligned data, and the real image sets FID/KID compare with.
+
+Multi-domain runs (``dataset_mode`` ``multidomain``) translate every input to every domain: each
+row names its input's domain (``source_domain``) and each ``fake``/``attention`` picture its
+``target``. They are grouped per target domain (``to_<domain>``: every input of another domain
+translated to it); the target set is ``<phase>/<domain>/`` and there is no single source set.
 """
 
 from __future__ import annotations
@@ -197,6 +202,8 @@ def group_translations(results_dir: Path, dataroot: str | Path | None = None) ->
     if not root.is_dir():
         raise UserError(f"dataroot {root} does not exist; pass --dataroot with the dataset test.py translated")
     mode = meta.get("dataset_mode", "unaligned")
+    if mode == "multidomain":
+        return _group_by_target_domain(results_dir, manifest, root, old_root)
     aligned = mode == "aligned"
     run_direction = meta.get("direction", "AtoB")
     folders = _DomainFolders(root, meta.get("phase", "test"), mode)
@@ -241,6 +248,41 @@ def group_translations(results_dir: Path, dataroot: str | Path | None = None) ->
 
     for group in groups.values():
         _attach_real_sets(group, folders, aligned, manifest["rows"], results_dir, root, old_root, run_direction)
+    return RunTranslations(results_dir, meta, root, dict(sorted(groups.items())))
+
+
+def _group_by_target_domain(results_dir: Path, manifest: dict[str, Any], root: Path, old_root: Path) -> RunTranslations:
+    """Multi-domain runs: one group per target domain (see the module docstring)."""
+    meta = manifest["meta"]
+    phase_folder = root / meta.get("phase", "test")
+    groups: dict[str, DirectionGroup] = {}
+    for row in manifest["rows"]:
+        source_domain = row.get("source_domain")
+        if source_domain is None or "A" not in row.get("paths", {}):
+            continue
+        source_path = relocate(row["paths"]["A"], old_root, root)
+        real = _visual_of(row, "real", "A")
+        folder = phase_folder / source_domain
+        for visual in row["visuals"].values():
+            target = visual.get("target")
+            if visual.get("kind") != "fake" or target is None or target == source_domain or real is None:
+                continue
+            name = f"to_{target}"
+            group = groups.setdefault(name, DirectionGroup(name, "others", target))
+            attention = next((v for v in row["visuals"].values() if v.get("kind") == "attention" and v.get("target") == target),
+                             None)
+            group.translations.append(Translation(
+                row_id=row["id"],
+                source_path=source_path,
+                input_file=results_dir / real[1]["file"],
+                output_file=results_dir / visual["file"],
+                attention_file=results_dir / attention["file"] if attention else None,
+                mask=_mask_of(source_path, folder, False, source_domain),
+            ))
+    for group in groups.values():
+        group.target_set = _folder_set(phase_folder / group.target_domain)
+        group.notes.append(f"inputs of every other domain translated to {group.target_domain}; mean KID not computed "
+                           f"(no single source domain)")
     return RunTranslations(results_dir, meta, root, dict(sorted(groups.items())))
 
 

@@ -3,6 +3,7 @@
 from models import (  # noqa: F401  (registration)
     aggan_model,
     attentiongan_model,
+    attentiongan_multi_model,
     cycle_gan_model,
     guidegan_model,
     pix2pix_model,

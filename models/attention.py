@@ -153,13 +153,16 @@ class AttentionGeneratorI(nn.Module):
         norm: str = "batch",
         use_dropout: bool = False,
         n_blocks: int = 9,
+        condition_nc: int = 0,
     ) -> None:
         super().__init__()
-        self.encoder = networks.resnet_encoder(input_nc, ngf, norm, n_blocks, use_dropout)
+        self.encoder = networks.resnet_encoder(input_nc + condition_nc, ngf, norm, n_blocks, use_dropout)
         self.decoder = networks.resnet_decoder(1 + output_nc, ngf, norm, final_activation=nn.Identity())
 
-    def forward(self, x: torch.Tensor) -> AttentionOutput:
-        out = self.decoder(self.encoder(x))
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> AttentionOutput:
+        """``condition`` (``B x condition_nc x H x W``, e.g. target-domain label maps) is joined to the
+        encoder's input; the fusion uses ``x`` alone."""
+        out = self.decoder(self.encoder(x if condition is None else torch.cat([x, condition], 1)))
         mask = torch.sigmoid(out[:, :1])
         content = torch.tanh(out[:, 1:])
         return AttentionOutput(fuse_single(content, mask, x), mask, mask, content.unsqueeze(1))
@@ -182,19 +185,21 @@ class AttentionGeneratorII(nn.Module):
         use_dropout: bool = False,
         n_blocks: int = 9,
         n_masks: int = 10,
+        condition_nc: int = 0,
     ) -> None:
         super().__init__()
         if n_masks < 2:
             raise ValueError("scheme II needs n >= 2 attention masks (n-1 foreground + 1 background)")
         self.n_masks, self.output_nc = n_masks, output_nc
-        self.encoder = networks.resnet_encoder(input_nc, ngf, norm, n_blocks, use_dropout)
+        self.encoder = networks.resnet_encoder(input_nc + condition_nc, ngf, norm, n_blocks, use_dropout)
         self.content_decoder = networks.resnet_decoder(output_nc * (n_masks - 1), ngf, norm)
         attention = networks.resnet_decoder(n_masks, ngf, norm, final_activation=nn.Identity())
         # The released model ends its attention branch with a 1x1 conv, not a padded 7x7 one.
         self.attention_decoder = nn.Sequential(*list(attention.children())[:-3], nn.Conv2d(ngf, n_masks, 1))
 
-    def forward(self, x: torch.Tensor) -> AttentionOutput:
-        features = self.encoder(x)
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> AttentionOutput:
+        """As :meth:`AttentionGeneratorI.forward`: ``condition`` joins the encoder's input only."""
+        features = self.encoder(x if condition is None else torch.cat([x, condition], 1))
         b, _, h, w = x.shape
         contents = self.content_decoder(features).view(b, self.n_masks - 1, self.output_nc, h, w)
         masks = torch.softmax(self.attention_decoder(features), dim=1)

@@ -34,6 +34,7 @@ from models.attention import (
 )
 from models.base_model import BaseModel, Visual
 from models.cycle_gan_model import add_cycle_loss_options, discriminator_loss
+from models.inference import AttentionTranslator
 
 
 def add_switch(group: argparse._ArgumentGroup, name: str, default: bool, help_text: str) -> None:
@@ -116,6 +117,9 @@ class AttentionCycleModel(BaseModel):
     def translate(self, side: str, image: torch.Tensor) -> AttentionOutput:
         """Translate an image of domain ``side`` with its generator (``G_A`` for ``"A"``)."""
         return self.networks[f"G_{side}"](image)
+
+    def inference_module(self, direction: str = "AtoB", target_domain: str | None = None) -> torch.nn.Module:
+        return AttentionTranslator(self.networks["G_A" if direction == "AtoB" else "G_B"].network)
 
     def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
         super().__init__(opt, device)

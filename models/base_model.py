@@ -24,7 +24,7 @@ from torch import nn
 from models import networks
 from models.runtime import NetworkRunner
 from util import distributed
-from util.errors import RunFailed
+from util.errors import RunFailed, UserError
 from util.image_pool import ImagePool
 from util.precision import Precision
 from util.visuals import VISUAL_KINDS, Visual  # noqa: F401  (re-exported for models)
@@ -295,6 +295,12 @@ class BaseModel:
         for name, pool in self.pools.items():
             pool.load_state_dict(state["pools"][name], self.device)
         self.load_extra_rank_state(state.get("extra", {}))
+
+    def inference_module(self, direction: str = "AtoB", target_domain: str | None = None) -> nn.Module:
+        """A plain module translating one direction (``AtoB``: the model's ``A`` side, i.e. ``G_A``),
+        returning a tuple of outputs named by its ``output_names`` (see models/inference.py); built
+        from this model's networks, for ``translate.py`` and the exporters."""
+        raise UserError(f"--model {self.name} has no one-direction translator")
 
     def prepare_from_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Build what only the checkpoint can say how to build (before its networks are loaded at

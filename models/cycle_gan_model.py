@@ -15,6 +15,7 @@ relative to the generators. Defaults: ResNet-9, PatchGAN, LSGAN, cycle 10, ident
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,7 @@ import torch
 
 from models import networks
 from models.base_model import BaseModel, Visual
+from models.inference import Translator
 from models.registry import register_model
 
 
@@ -52,6 +54,9 @@ class CycleGANModel(BaseModel):
     def judge(self, name: str, image: torch.Tensor) -> torch.Tensor:
         """Discriminator ``name``'s realness map for ``image``."""
         return self.networks[name](image)
+
+    def inference_module(self, direction: str = "AtoB", target_domain: str | None = None) -> torch.nn.Module:
+        return Translator(self.networks["G_A" if direction == "AtoB" else "G_B"].network)
 
     def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
         super().__init__(opt, device)
@@ -149,3 +154,65 @@ def discriminator_loss(
     if opt.gan_mode == "wgangp":
         loss = loss + networks.gradient_penalty(netD, real, fake)
     return loss
+
+
+# ------------------------------------------------------------------ the CycleGAN repository's weights
+_RELEASED_BLOCK = re.compile(r"model\.(\d+)\.conv_block\.(\d+)\.(.+)$")
+UNET_NESTING_OFFSET = 1
+_RELEASED_LAYER = re.compile(r"model\.(\d+)\.(.+)$")
+
+
+def convert_released_generator(released: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Map a generator saved by the CycleGAN/pix2pix repository (``latest_net_G_A.pth``,
+    ``latest_net_G.pth``, the pretrained ``horse2zebra.pth``) onto this code base's; returns the
+    converted state_dict and the architecture options it implies.
+
+    ResNet generators there are one ``Sequential`` named ``model``: ``model.1`` the 7x7 input
+    convolution, ``model.4``/``model.7`` the down-samplings, ``model.{10..9+n}.conv_block.{1,5}``
+    the residual blocks (``.6`` with dropout), then the up-samplings and the output convolution;
+    here they are ``encoder.{0..9+n}`` (blocks' ``conv_block`` -> ``body``) and ``decoder.{0..}``.
+    U-Net generators nest ``model.model. ...`` exactly as :class:`models.networks.UnetGenerator`
+    does, so their keys carry over. Old checkpoints' instance-norm running statistics are dropped
+    (instance norm keeps none); a ``module.`` prefix (DataParallel) is stripped. A ``KeyError``
+    names any key that fits neither layout.
+    """
+    released = {k.removeprefix("module."): v for k, v in released.items()}
+    released = {k: v for k, v in released.items() if not (k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+                                                          and _is_instance_norm_key(k, released))}
+    batch_norm = any(k.endswith("running_mean") for k in released)
+    if "model.model.0.weight" in released:  # U-Net
+        first = released["model.model.0.weight"]
+        # Each level nests one more "model.N.model"; the outermost up-convolution is model.model.3.
+        size = 2 ** (max(k.count("model.") for k in released) - UNET_NESTING_OFFSET)
+        architecture = {"netG": f"unet_{size}", "ngf": int(first.shape[0]), "input_nc": int(first.shape[1]),
+                        "output_nc": int(released["model.model.3.weight"].shape[1]),
+                        "norm": "batch" if batch_norm else "instance", "no_dropout": False}
+        return dict(released), architecture
+    blocks = sorted({int(m.group(1)) for k in released if (m := _RELEASED_BLOCK.match(k))})
+    if not blocks or "model.1.weight" not in released:
+        raise KeyError(f"neither a ResNet nor a U-Net generator of the CycleGAN repository (keys: {sorted(released)[:6]} ...)")
+    n_blocks, end = len(blocks), blocks[-1] + 1
+    dropout = any(_RELEASED_BLOCK.match(k).group(2) == "6" for k in released if _RELEASED_BLOCK.match(k))
+    converted = {}
+    for key, value in released.items():
+        block, layer = _RELEASED_BLOCK.match(key), _RELEASED_LAYER.match(key)
+        if block:
+            converted[f"encoder.{block.group(1)}.body.{block.group(2)}.{block.group(3)}"] = value
+        elif layer and int(layer.group(1)) < end:
+            converted[f"encoder.{layer.group(1)}.{layer.group(2)}"] = value
+        elif layer:
+            converted[f"decoder.{int(layer.group(1)) - end}.{layer.group(2)}"] = value
+        else:
+            raise KeyError(f"unexpected key {key!r} in a CycleGAN-repository generator")
+    output_conv = max(int(m.group(1)) for k in released if (m := _RELEASED_LAYER.match(k)) and k.endswith("weight"))
+    architecture = {"netG": f"resnet_{n_blocks}blocks", "ngf": int(released["model.1.weight"].shape[0]),
+                    "input_nc": int(released["model.1.weight"].shape[1]),
+                    "output_nc": int(released[f"model.{output_conv}.weight"].shape[0]),
+                    "norm": "batch" if batch_norm else "instance", "no_dropout": not dropout}
+    return converted, architecture
+
+
+def _is_instance_norm_key(key: str, state: dict[str, torch.Tensor]) -> bool:
+    """A running statistic of a norm layer without affine parameters: an old instance norm's."""
+    prefix = key.rsplit(".", 1)[0]
+    return f"{prefix}.weight" not in state

@@ -51,6 +51,7 @@ from models.guidance import (
     join,
     joined_channels,
 )
+from models.inference import GuidedTranslator
 from models.pix2pix_model import Pix2PixModel
 from models.registry import register_model
 
@@ -154,6 +155,10 @@ class GuideGANModel(Guided, CycleGANModel):
             self.given["A" if image is self.fake_B else "B"] = out.attention
         return out.realness
 
+    def inference_module(self, direction: str = "AtoB", target_domain: str | None = None) -> torch.nn.Module:
+        generator = self.networks["G_A" if direction == "AtoB" else "G_B"].network
+        return GuidedTranslator(generator, self.networks["T"].network, self.opt.join)
+
     def generator_losses(self) -> dict[str, torch.Tensor]:
         losses = super().generator_losses()
         losses["G_A"] = self.opt.lambda_gan * losses["G_A"]
@@ -205,6 +210,10 @@ class GuideGANPairedModel(Guided, Pix2PixModel):
     @property
     def loss_weights(self) -> tuple[float, float]:
         return self.opt.lambda_gan, self.opt.lambda_L1
+
+    def inference_module(self, direction: str = "AtoB", target_domain: str | None = None) -> torch.nn.Module:
+        Pix2PixModel.inference_module(self, direction)  # the same one-direction check
+        return GuidedTranslator(self.networks["G"].network, self.networks["T"].network, self.opt.join)
 
     def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
         self.add_transfer()

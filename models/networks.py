@@ -373,6 +373,32 @@ class PixelDiscriminator(nn.Module):
         return self.model(x)
 
 
+class StarGANDiscriminator(nn.Module):
+    """StarGAN's discriminator (Choi et al. 2018): ``repeat`` 4x4 stride-2 convolutions with
+    LeakyReLU(0.01) and no normalisation, doubling the width; a 3x3 realness head (a patch map)
+    and a domain classification head whose kernel covers the last feature map (one logit per
+    domain). Returns ``(realness, domain logits)``."""
+
+    def __init__(self, input_nc: int, ndf: int, n_domains: int, image_size: int, repeat: int = 6) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = input_nc
+        for i in range(repeat):
+            width = ndf * 2**i
+            layers += [nn.Conv2d(channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.01, True)]
+            channels = width
+        self.trunk = nn.Sequential(*layers)
+        kernel = image_size // 2**repeat
+        if kernel < 1:
+            raise ValueError(f"{repeat} halvings need images of at least {2**repeat} px, got {image_size}")
+        self.realness = nn.Conv2d(channels, 1, 3, stride=1, padding=1, bias=False)
+        self.domains = nn.Conv2d(channels, n_domains, kernel, bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.trunk(x)
+        return self.realness(features), self.domains(features).flatten(1)
+
+
 def define_discriminator(netD: str, input_nc: int, ndf: int, n_layers_D: int, norm: str) -> nn.Module:
     """Build the discriminator named by ``--netD``: basic (3-layer PatchGAN), n_layers or pixel."""
     if netD == "basic":

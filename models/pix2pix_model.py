@@ -16,7 +16,9 @@ import torch
 from models import networks
 from models.base_model import BaseModel, Visual
 from models.cycle_gan_model import discriminator_loss
+from models.inference import Translator
 from models.registry import register_model
+from util.errors import UserError
 
 
 @register_model("pix2pix")
@@ -46,6 +48,11 @@ class Pix2PixModel(BaseModel):
     def judge(self, pair: torch.Tensor) -> torch.Tensor:
         """The conditional discriminator's realness map for an ``[input, output]`` pair."""
         return self.networks["D"](pair)
+
+    def inference_module(self, direction: str = "AtoB", target_domain: str | None = None) -> torch.nn.Module:
+        if direction != "AtoB":
+            raise UserError(f"--model {self.name} learned one direction, the one it was trained with; translate that one")
+        return Translator(self.networks["G"].network)
 
     @property
     def loss_weights(self) -> tuple[float, float]:

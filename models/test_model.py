@@ -14,6 +14,7 @@ import torch
 
 from models import networks
 from models.base_model import BaseModel, Visual
+from models.inference import Translator
 from models.registry import register_model
 
 
@@ -50,6 +51,9 @@ class TestModel(BaseModel):
                 self.networks["G"].load_state_dict(saved[candidate])
                 return
         raise KeyError(f"none of the networks {candidates} is in the checkpoint (it has {sorted(saved)}); use --model_suffix")
+
+    def inference_module(self, direction: str = "AtoB", target_domain: str | None = None) -> torch.nn.Module:
+        return Translator(self.networks["G"].network)
 
     def set_input(self, batch: dict[str, Any]) -> None:
         self.real = batch["A"].to(self.device)

@@ -52,6 +52,7 @@ from models.attention import AttentionOutput, UAITAttentionNetwork, fuse_single
 from models.attention_cycle import AttentionCycleModel, add_switch
 from models.base_model import Visual
 from models.cycle_gan_model import add_cycle_loss_options
+from models.inference import SeparateAttentionTranslator
 from models.registry import register_model
 
 
@@ -140,6 +141,11 @@ class UAITModel(AttentionCycleModel):
             attention = self.networks.get(f"A_{side}")
             mask = attention(image) if attention is not None else torch.ones_like(image[:, :1])
         return AttentionOutput(fuse_single(content, mask, image), mask, mask, content.unsqueeze(1))
+
+    def inference_module(self, direction: str = "AtoB", target_domain: str | None = None) -> nn.Module:
+        side = "A" if direction == "AtoB" else "B"
+        attention = self.networks.get(f"A_{side}")
+        return SeparateAttentionTranslator(self.networks[f"G_{side}"].network, attention.network if attention else None)
 
     def build_discriminator(self, input_nc: int) -> nn.Module:
         """The 70x70 PatchGAN whose instance norm is switched off in stage 2."""

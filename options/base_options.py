@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from data import available_datasets
 from data.transforms import PREPROCESS_MODES
@@ -149,6 +150,34 @@ def parse_options(
         adjust(opt)
     validate_options(opt, get_model_class(opt.model).validate_options)
     return opt
+
+
+# Options of a test or translation run itself; every other one can come from the training run.
+RUN_SPECIFIC = frozenset({
+    "name", "checkpoints_dir", "gpu_ids", "epoch", "isTrain", "precision", "batch_size", "num_threads", "preprocess",
+    "load_size", "crop_size", "dataroot", "results_dir", "phase", "eval", "channels_last", "compile", "no_progress",
+    "verbose", "suffix", "cli_args", "parser_defaults", "num_test", "aspect_ratio", "display_winsize", "serial_batches",
+    "no_flip", "max_dataset_size", "direction", "dataset_mode",
+})
+
+
+def adopt_checkpoint_options(opt: argparse.Namespace, checkpoint: dict[str, Any]) -> list[str]:
+    """Take the training run's architecture and model options for every option not given on the
+    command line (so ``test.py --name RUN`` needs no repeated ``--ngf``); returns what it set.
+
+    Values given explicitly stay, and a conflict with the architecture is then reported by
+    :func:`util.checkpoint.check_architecture`.
+    """
+    given = {arg.split("=", 1)[0][2:] for arg in getattr(opt, "cli_args", []) if arg.startswith("--")}
+    saved = {**checkpoint.get("options", {}), **checkpoint.get("architecture", {})}
+    adopted = []
+    for key, value in saved.items():
+        if key in RUN_SPECIFIC or key in given or not (hasattr(opt, key) or key == "domain_names"):
+            continue
+        if getattr(opt, key, None) != value:
+            adopted.append(key)
+        setattr(opt, key, value)
+    return adopted
 
 
 def format_options(opt: argparse.Namespace) -> str:

@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(the hard-background setting: green meadows in A, pale savanna in B)",
     )
     parser.add_argument(
+        "--domains",
+        type=int,
+        default=0,
+        help="0: the two-domain layout (trainA/, trainB/); 2-4: the multi-domain layout train/<domain>/ with "
+        "plain, striped, spotted and checked objects (for attentiongan_multi)",
+    )
+    parser.add_argument(
         "--workers",
         type=_bounded(int, 1),
         default=None,
@@ -131,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "aligned": args.aligned,
         "empty_fraction": args.empty_fraction,
         "backgrounds": args.backgrounds,
+        "domains": args.domains,
         "workers": args.workers,
         "progress": not args.quiet,
     }

@@ -217,7 +217,9 @@ def test_released_weights_convert_and_run_in_test_py(tmp_path):
     assert test.returncode == 0, test.stderr
     manifest = json.loads((tmp_path / "res" / "released" / "test_latest" / "results.json").read_text())
     assert manifest["rows"][0]["visuals"]["attention_A"]["kind"] == "attention"
-    wrong = run_script("test.py", *test_args)  # default --ngf 64 does not fit the converted weights
+    adopted = run_script("test.py", *test_args)  # without --ngf: the run's own value
+    assert adopted.returncode == 0 and "options from the run: --ngf 4" in adopted.stdout, adopted.stderr
+    wrong = run_script("test.py", *test_args, "--ngf", "64")  # an explicit value that does not fit
     assert wrong.returncode == 2 and "--ngf 4" in wrong.stderr
 
 

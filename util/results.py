@@ -40,10 +40,14 @@ class ResultWriter:
             paths = {side: str(Path(batch[f"{side}_paths"][i]).resolve()) for side in "AB" if f"{side}_paths" in batch}
             row_id = f"{len(self.rows):05d}_{Path(paths.get('A', 'image')).stem}"
             row = {"id": row_id, "paths": paths, "visuals": {}}
+            if "A_domain" in batch and self.meta.get("domain_names"):  # multi-domain data: the input's domain
+                row["source_domain"] = self.meta["domain_names"][int(batch["A_domain"][i])]
             for name, visual in visuals.items():
                 file = f"images/{row_id}_{name}.png"
                 save_image(tensor_to_image(visual.image[i]), self.result_dir / file, self.aspect_ratio)
                 row["visuals"][name] = {"file": file, "source": visual.source, "kind": visual.kind}
+                if visual.target is not None:
+                    row["visuals"][name]["target"] = visual.target
             self.rows.append(row)
         return count
 

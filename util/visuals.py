@@ -18,11 +18,15 @@ class Visual:
     ``kind``: one of :data:`VISUAL_KINDS`. ``attention`` is the foreground attention of
     ``source``'s image (what the evaluation compares with ground-truth masks); ``mask``
     and ``content`` are further intermediate maps shown on the pages.
+    ``target``: for multi-domain models, the domain (by name) a ``fake`` or its ``attention``
+    was translated to; the evaluation groups those translations by it (test.py records the
+    input's own domain per row).
     """
 
     image: torch.Tensor
     source: str
     kind: str
+    target: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in VISUAL_KINDS:
