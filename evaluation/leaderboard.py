@@ -5,11 +5,17 @@ each column in bold (the direction of "better" comes from :data:`evaluation.meas
 informative measures such as the foreground change are never ranked), and one grouped bar
 chart per measure. Settings that make numbers incomparable (different KID protocols, image
 sizes, feature networks or classifiers) are listed above the table.
+
+With ``group_by_model`` (runs of one model with different seeds) a first table gives, per
+model, the mean over its runs and the spread (half the range) of every measure. With
+``key_images`` each model gets a strip of that many test images: input, translation, its
+attention map and the ground-truth mask, so a reader sees what the numbers mean.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,7 +170,8 @@ def bar_charts(runs: list[EvaluatedRun], columns: list[Column], out_dir: Path) -
     return charts
 
 
-def html(runs: list[EvaluatedRun], columns: list[Column], notes: list[str], charts: list[tuple[str, str]]) -> str:
+def html(runs: list[EvaluatedRun], columns: list[Column], notes: list[str], charts: list[tuple[str, str]],
+         grouped: str = "", strips: dict[str, str] | None = None) -> str:
     doc = dominate.document(title="Leaderboard")
     with doc.head:
         tags.meta(charset="utf-8")
@@ -175,6 +182,10 @@ def html(runs: list[EvaluatedRun], columns: list[Column], notes: list[str], char
         tags.h2("Leaderboard")
         for note in notes:
             tags.p(note)
+        if grouped:
+            tags.h3("Per model (mean ± half the range over runs)")
+            _markdown_table_as_html(grouped)
+            tags.h3("Per run")
         with tags.table(border=1):
             with tags.tr():
                 for cell in ["run", "model", "epoch", *[_header(c, runs) for c in columns]]:
@@ -190,13 +201,104 @@ def html(runs: list[EvaluatedRun], columns: list[Column], notes: list[str], char
                "KID values are x100 (mean ± std over subsets).")
         for run in runs:
             tags.p(f"{run.label}: {run.folder}")
+        for label, file in (strips or {}).items():
+            tags.h3(f"{label}: input, translation, attention, ground-truth mask")
+            tags.img(src=file, alt=label)
         for file, label in charts:
             tags.h3(label)
             tags.img(src=file, alt=label)
     return doc.render()
 
 
-def write_leaderboard(folders: list[Path], out_dir: Path) -> dict[str, Path]:
+def _markdown_table_as_html(text: str) -> None:
+    """Render the pipe table of :func:`grouped_markdown` inside the current dominate context."""
+    rows = [line.strip("|").split(" | ") for line in text.splitlines() if line.startswith("| ")]
+    with tags.table(border=1):
+        for i, row in enumerate(rows):
+            with tags.tr():
+                for cell in row:
+                    cell = cell.strip()
+                    bold = cell.startswith("**")
+                    (tags.th if i == 0 else tags.td)(cell.strip("*"), cls="best" if bold else "")
+
+
+def model_groups(runs: list[EvaluatedRun]) -> dict[str, list[EvaluatedRun]]:
+    """Runs by model, in first-seen order."""
+    groups: dict[str, list[EvaluatedRun]] = {}
+    for run in runs:
+        groups.setdefault(str(run.run_meta.get("model")), []).append(run)
+    return groups
+
+
+def mean_and_spread(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean of the known values and half their range (0 for one value)."""
+    known = [v for v in values if v is not None and math.isfinite(v)]
+    if not known:
+        return None, None
+    return sum(known) / len(known), (max(known) - min(known)) / 2
+
+
+def grouped_markdown(runs: list[EvaluatedRun], columns: list[Column]) -> str:
+    """Per model: mean ± half-range over its runs (seeds) for every column; best mean in bold."""
+    groups = model_groups(runs)
+    stats = {model: [mean_and_spread([c.value(r) for r in members]) for c in columns] for model, members in groups.items()}
+    best = [best_indices([stats[m][j][0] for m in groups], c.measure.better) for j, c in enumerate(columns)]
+    header = ["model", "runs", *[_header(c, runs) for c in columns]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, (model, members) in enumerate(groups.items()):
+        cells = [model, str(len(members))]
+        for j, _column in enumerate(columns):
+            mean, spread = stats[model][j]
+            text = "-" if mean is None else (f"{mean:.3f}" if len(members) == 1 else f"{mean:.3f} ± {spread:.3f}")
+            cells.append(f"**{text}**" if i in best[j] else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\nMean over the runs of each model (± half the range between them); bold: best mean.\n"
+
+
+def key_image_strip(run: EvaluatedRun, out_dir: Path, count: int, tile: int = 96) -> str | None:
+    """A PNG of ``count`` test images of the run's first direction: input | translation | attention | mask."""
+    import numpy as np
+    from PIL import Image
+
+    from evaluation.evaluate import read_mask
+    from evaluation.translations import group_translations
+
+    try:
+        groups = group_translations(run.folder)
+    except UserError:
+        return None
+    if not groups.groups:
+        return None
+    translations = [t for t in next(iter(groups.groups.values())).translations if t.mask is not None][:count]
+    if not translations:
+        return None
+    rows = []
+    for t in translations:
+        tiles = []
+        for path in (t.input_file, t.output_file, t.attention_file):
+            if path is None:
+                tiles.append(np.full((tile, tile, 3), 255, np.uint8))
+                continue
+            with Image.open(path) as image:
+                tiles.append(np.asarray(image.convert("RGB").resize((tile, tile), Image.BICUBIC)))
+        mask = read_mask(t.mask, (tile, tile))
+        tiles.append(np.repeat((mask * 255).astype(np.uint8)[..., None], 3, axis=2))
+        rows.append(np.concatenate(tiles, axis=1))
+    file = f"{FILES_DIR}/keys_{run.run_meta.get('name')}.png"
+    (out_dir / FILES_DIR).mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(out_dir / file)
+    return file
+
+
+def key_images_markdown(strips: dict[str, str]) -> str:
+    lines = ["## Key images", "", "Per row: input, translation, attention map (white: none saved), ground-truth mask.", ""]
+    for label, file in strips.items():
+        lines += [f"**{label}**", "", f"![{label}]({file})", ""]
+    return "\n".join(lines)
+
+
+def write_leaderboard(folders: list[Path], out_dir: Path, group_by_model: bool = False,
+                      key_images: int = 0) -> dict[str, Path]:
     """Write ``leaderboard.md``, ``leaderboard.html`` and its charts into ``out_dir``."""
     runs = load_runs([Path(f) for f in folders])
     columns = columns_of(runs)
@@ -204,7 +306,20 @@ def write_leaderboard(folders: list[Path], out_dir: Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     charts = bar_charts(runs, columns, out_dir)
+    strips: dict[str, str] = {}
+    if key_images:
+        for model, members in model_groups(runs).items():
+            file = key_image_strip(members[0], out_dir, key_images)
+            if file:
+                strips[f"{model} ({members[0].run_meta.get('name')})"] = file
     paths = {"markdown": out_dir / LEADERBOARD_MD, "html": out_dir / LEADERBOARD_HTML}
-    atomic_write_text(paths["markdown"], markdown(runs, columns, notes))
-    atomic_write_text(paths["html"], html(runs, columns, notes, charts))
+    text = markdown(runs, columns, notes)
+    if group_by_model:
+        text = text.replace("# Leaderboard\n", "# Leaderboard\n\n## Per model\n\n" + grouped_markdown(runs, columns)
+                            + "\n## Per run\n", 1)
+    if strips:
+        text += "\n" + key_images_markdown(strips)
+    atomic_write_text(paths["markdown"], text)
+    atomic_write_text(paths["html"], html(runs, columns, notes, charts, grouped_markdown(runs, columns) if group_by_model
+                                          else "", strips))
     return paths

@@ -1,12 +1,13 @@
 """AGGAN: Attention-Guided GAN for unsupervised image-to-image translation
 (Tang, Xu, Sebe, Yan; IJCNN 2019; papers/aggan_ijcnn2019.txt). "AttentionGAN scheme I".
 
-- Generator (Sec. III-A / D): one ResNet generator ``c7s1-64, d128, d256, 9 x R256, u128, u64,
-  c7s1-4`` with BatchNorm; channel 0 -> sigmoid mask ``M``, channels 1..3 -> tanh content
+- Generator (Sec. III-A / D): one ResNet generator ``c7s1-64, d128, d256, 6 x R256, u128, u64,
+  c7s1-4`` with BatchNorm (``--netG resnet_6blocks``, the default); channel 0 -> sigmoid mask ``M``, channels 1..3 -> tanh content
   ``R``, fused by Eq. (1) ``G_y = R_y * M_y + x * (1 - M_y)``.
 - Discriminators (Sec. III-B): a vanilla D per domain and an attention-guided D per domain on
-  ``[M, image]`` pairs, Eq. (3); the paper's head (adaptive average pooling + conv, one score
-  per image) by default, ``--d_head patch`` for a PatchGAN.
+  ``[M, image]`` pairs, Eq. (3); the paper's head ``C64-C128-C256-C512-C512`` with BatchNorm from
+  the first C64 on (``--no_d_first_norm`` drops it there, as the CycleGAN PatchGAN does), adaptive
+  average pooling and a conv (one score per image) by default, ``--d_head patch`` for a PatchGAN.
 - Objective, Eq. (9): ``[10 L_cycle + 1 L_pixel] r + [0.5 (L_GAN + L_AGAN) + 1e-6 L_tv] (1 - r)``
   with ``r = 0.01`` for 10 epochs, then 0.5; LSGAN; D loss halved; image pool of 50.
 - Optimiser (Sec. IV-A): Adam lr 1e-4, betas (0.5, 0.999), batch 1, 200 epochs with linear
@@ -37,4 +38,6 @@ class AGGANModel(AttentionCycleModel):
             )
             # After the options exist: argparse lets explicit add_argument defaults win over earlier set_defaults.
             parser.set_defaults(lr=0.0001, n_epochs=100, n_epochs_decay=100, lambda_identity=0.0)
+        # Sec. III-D: six residual blocks (resnet_9blocks stays available).
+        parser.set_defaults(netG="resnet_6blocks")
         return parser

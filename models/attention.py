@@ -290,10 +290,11 @@ POOLED_LAYERS = [(4, 2, 1)] * 4 + [(4, 1, 1)]
 
 
 class PooledDiscriminator(nn.Module):
-    """The AGGAN paper's D: ``C64-C128-C256-C512`` (stride 2), ``C512`` (stride 1, no norm),
-    then adaptive average pooling and a 1x1 conv: one score per image."""
+    """The AGGAN paper's D (Sec. III-D): ``C64-C128-C256-C512`` (stride 2; "the BatchNorm is used for
+    the first C64", ``first_norm``), ``C512`` (stride 1, no norm), then adaptive average pooling and
+    a 1x1 conv: one score per image."""
 
-    def __init__(self, input_nc: int, ndf: int = 64, norm: str = "instance") -> None:
+    def __init__(self, input_nc: int, ndf: int = 64, norm: str = "instance", first_norm: bool = True) -> None:
         super().__init__()
         norm_layer = networks.norm_layer_factory(norm)
         layers: list[nn.Module] = []
@@ -301,7 +302,7 @@ class PooledDiscriminator(nn.Module):
         for i, width in enumerate((ndf, ndf * 2, ndf * 4, ndf * 8)):
             layers += [
                 nn.Conv2d(channels, width, 4, stride=2, padding=1),
-                norm_layer(width) if i else nn.Identity(),
+                norm_layer(width) if i or first_norm else nn.Identity(),
                 nn.LeakyReLU(0.2, True),
             ]
             channels = width
@@ -320,5 +321,5 @@ class PooledDiscriminator(nn.Module):
 def define_attention_discriminator(head: str, input_nc: int, opt) -> nn.Module:
     """``pooled`` (AGGAN paper) or ``patch`` (``--netD`` PatchGAN) discriminator."""
     if head == "pooled":
-        return PooledDiscriminator(input_nc, opt.ndf, opt.norm)
+        return PooledDiscriminator(input_nc, opt.ndf, opt.norm, first_norm=getattr(opt, "d_first_norm", True))
     return networks.define_discriminator(opt.netD, input_nc, opt.ndf, opt.n_layers_D, opt.norm)

@@ -72,6 +72,7 @@ def add_attention_options(
         choices=("pooled", "patch"),
         help="pooled: one score per image (AGGAN paper); patch: the --netD PatchGAN",
     )
+    add_switch(g, "d_first_norm", True, "--d_head pooled: normalise the first C64 too (AGGAN Sec. III-D)")
     g.add_argument(
         "--real_pair_mask",
         type=str,

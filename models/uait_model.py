@@ -19,7 +19,8 @@ needs no gradient synchronisation under torchrun).
   real image's own domain's attention network), fake ``s'_new = F_{S->T}(s) * [A_S(s) >= tau]``,
   ``tau = 0.1``. The image pool keeps (image, mask) pairs. At test time the mask is continuous.
 - Networks (Appendix A): generators ResNet-9, ngf 32, instance norm; discriminators the
-  CycleGAN 70x70 PatchGAN; attention networks :class:`models.attention.UAITAttentionNetwork`.
+  CycleGAN 70x70 PatchGAN with instance norm on every layer but the last (the first included);
+  attention networks :class:`models.attention.UAITAttentionNetwork`.
 - Adam lr 1e-4, beta1 0.5, batch 1, 100 epochs (50 constant + 50 linear decay), load 286 / crop 256.
 
 Choices where the paper is ambiguous (documented, the alternative selectable):
@@ -148,9 +149,10 @@ class UAITModel(AttentionCycleModel):
         return SeparateAttentionTranslator(self.networks[f"G_{side}"].network, attention.network if attention else None)
 
     def build_discriminator(self, input_nc: int) -> nn.Module:
-        """The 70x70 PatchGAN whose instance norm is switched off in stage 2."""
+        """The 70x70 PatchGAN with instance norm on every layer but the last (Appendix A, the first
+        one included), switched off in stage 2."""
         norm = "switchable_instance" if self.opt.norm == "instance" else self.opt.norm
-        return networks.NLayerDiscriminator(input_nc, self.opt.ndf, 3, norm)
+        return networks.NLayerDiscriminator(input_nc, self.opt.ndf, 3, norm, norm_first=True)
 
     @property
     def attention_networks(self) -> list[nn.Module]:

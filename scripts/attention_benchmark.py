@@ -1,16 +1,22 @@
-"""Learning evidence on the built-in synthetic dataset, where the ground truth is exact.
+"""Learning evidence and the family's leaderboard, measured the same way for every model.
 
-Trains a model for a given number of images (or minutes), translates the synthetic test
-set, and measures what the attention papers claim: attention IoU and MAE against the
-exact object masks, background PSNR (input vs output outside the mask) and foreground
-change (mean absolute change inside it). Then writes a markdown summary.
+Trains each model for the same number of images, translates the test set, and measures what the
+attention papers claim: attention IoU and MAE against the ground-truth masks, background PSNR
+(input vs output outside the mask) and foreground change (mean absolute change inside it),
+and, with ``--classifier``, the target-domain rate and classifier-feature KID of the project's
+domain classifier. Then writes a markdown summary (mean ± half-range over ``--seeds``) and,
+with ``--leaderboard DIR``, the leaderboard of ``scripts/compare.py`` with key images.
 
     python scripts/attention_benchmark.py --model attentiongan --max_iters 3000
-    python scripts/attention_benchmark.py --model cycle_gan aggan attentiongan --max_iters 3000 \
-        --summary docs/benchmark_cpu_64px.md
+    python scripts/attention_benchmark.py --backgrounds distinct --seeds 0 1 --classifier auto \\
+        --summary docs/benchmark_distinct.md --leaderboard results/leaderboard_distinct
+    python scripts/attention_benchmark.py --dataroot ../shared/datasets/horse2zebra --classifier auto
 
-Each model is an ordinary run (``checkpoints/bench_<model>``), so an interrupted benchmark
-resumes where it stopped when started again. Extra ``train.py`` options follow ``--``.
+Same rules for every model: the same image budget, the same reduced network at 64 px on a CPU
+(ngf/ndf 16, ResNet-6; paired models a U-Net of the image size), each paper's recipe otherwise.
+Schedules tied to a paper's epoch count are scaled to the budget and listed in the summary
+(:func:`budget_options`). Each run is an ordinary ``checkpoints/<prefix>_<model>[_s<seed>]`` run,
+so an interrupted benchmark resumes where it stopped. Extra ``train.py`` options follow ``--``.
 """
 
 from __future__ import annotations
@@ -27,17 +33,39 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from data.synthetic import BACKGROUNDS, ensure_synthetic_dataset  # noqa: E402
+from evaluation.leaderboard import mean_and_spread  # noqa: E402
 
 # A network size a CPU trains in minutes at 64 px; the same for every model compared.
 CPU_NETWORK = ["--ngf", "16", "--ndf", "16", "--netG", "resnet_6blocks"]
 PAIRED_MODELS = ("pix2pix", "guidegan_paired")
+UNPAIRED_MODELS = ("cycle_gan", "aggan", "attentiongan", "uait", "saagan", "guidegan")
 
 
 def cpu_network(model: str, size: int) -> list[str]:
     """The reduced network for ``model``: paired models take a U-Net of the image size."""
     if model in PAIRED_MODELS:
         return ["--ngf", "16", "--ndf", "16", "--netG", f"unet_{size}"]
+    if model == "uait":
+        return [*CPU_NETWORK, "--ngf_attention", "16"]
     return CPU_NETWORK
+
+
+def budget_options(model: str, args: argparse.Namespace) -> list[str]:
+    """Schedules of a paper scaled to this budget (the same rule for every model):
+
+    - AGGAN's curriculum, 10 of its 200 epochs, becomes 5% of the budget's epochs (at least 1);
+    - UAIT's switch to masked discriminators comes at half the epochs, so stage 2 takes at
+      least half the budget;
+    - SAAGAN gets a CAM classifier trained on the same data first.
+    """
+    epochs = args.n_epochs + args.n_epochs_decay
+    if model == "aggan":
+        return ["--curriculum_epochs", str(max(1, round(0.05 * epochs)))]
+    if model == "uait":
+        return ["--switch_epoch", str(epochs // 2)]
+    if model == "saagan":
+        return ["--cam_classifier", str(cam_classifier(args))]
+    return []
 
 
 def run(command: list[str]) -> None:
@@ -45,9 +73,35 @@ def run(command: list[str]) -> None:
     subprocess.run(command, cwd=REPO_ROOT, check=True)
 
 
-def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> dict:
+def dataset_name(args: argparse.Namespace) -> str:
+    return Path(args.dataroot).resolve().name
+
+
+def cam_classifier(args: argparse.Namespace) -> Path:
+    """SAAGAN's CAM classifier for the benchmark's data (trained once)."""
+    path = Path(args.checkpoints_dir) / f"cam_{dataset_name(args)}" / "classifier.pt"
+    if not path.exists():
+        run([sys.executable, "scripts/train_cam_classifier.py", "--dataroot", str(args.dataroot), "--out", str(path),
+             "--gpu_ids", args.gpu_ids, "--no_progress"])
+    return path
+
+
+def domain_classifier(args: argparse.Namespace) -> Path | None:
+    """``--classifier``: a file, ``auto`` (the project's classifier trained on the data once), or none."""
+    if not args.classifier:
+        return None
+    if args.classifier != "auto":
+        return Path(args.classifier)
+    path = Path(args.checkpoints_dir) / "domain_classifier" / f"{dataset_name(args)}.pt"
+    if not path.exists():
+        run([sys.executable, "scripts/train_domain_classifier.py", "--dataroot", str(args.dataroot), "--out", str(path),
+             "--gpu_ids", args.gpu_ids, "--no_progress"])
+    return path
+
+
+def benchmark_model(model: str, seed: int, args: argparse.Namespace, extra: list[str]) -> dict:
     """Train (or resume), test and evaluate one model; returns its metrics.json."""
-    name = f"{args.prefix}_{model}"
+    name = f"{args.prefix}_{model}" + (f"_s{seed}" if seed else "")
     size = ["--load_size", str(args.size + args.size // 8), "--crop_size", str(args.size)]
     network = [] if args.full_network else cpu_network(model, args.size)
     run_dir = Path(args.checkpoints_dir) / name
@@ -55,9 +109,10 @@ def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> d
     run_options = ["--model", model, "--name", name, "--dataroot", str(args.dataroot), "--checkpoints_dir",
                    str(args.checkpoints_dir), "--gpu_ids", args.gpu_ids, *network]
     schedule = ["--max_dataset_size", str(args.epoch_size), "--n_epochs", str(args.n_epochs),
-                "--n_epochs_decay", str(args.n_epochs_decay)]
+                "--n_epochs_decay", str(args.n_epochs_decay), "--seed", str(seed)]
     logging = ["--display_id", "0", "--print_freq", "100", "--display_freq", "500", "--save_epoch_freq", "1000"]
-    train = [sys.executable, "train.py", *run_options, *schedule, *logging, *size, *extra]
+    adapted = budget_options(model, args)
+    train = [sys.executable, "train.py", *run_options, *schedule, *logging, *size, *adapted, *extra]
     if args.max_iters:
         train += ["--max_iters", str(args.max_iters)]
     if args.minutes:
@@ -71,19 +126,19 @@ def benchmark_model(model: str, args: argparse.Namespace, extra: list[str]) -> d
     run([sys.executable, "test.py", *run_options, "--results_dir", str(args.results_dir), "--num_test", "0",
          "--crop_size", str(args.size), "--no_progress", "--phase", args.phase])
     result_dir = Path(args.results_dir) / name / f"{args.phase}_latest"
-    run([sys.executable, "scripts/evaluate.py", "--results", str(result_dir), "--no_inception"])
+    classifier = domain_classifier(args)
+    run([sys.executable, "scripts/evaluate.py", "--results", str(result_dir), "--no_inception", "--no_progress",
+         *(["--classifier", str(classifier)] if classifier else [])])
     metrics = json.loads((result_dir / "metrics.json").read_text())
-    metrics["benchmark"] = {"model": model, "train_seconds_this_call": round(train_seconds, 1), "command": command}
+    metrics["benchmark"] = {"model": model, "seed": seed, "train_seconds_this_call": round(train_seconds, 1),
+                            "command": command, "adapted": " ".join(adapted), "result_dir": str(result_dir)}
     return metrics
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", default=["cycle_gan", "aggan", "attentiongan", "uait", "saagan", "guidegan"],
-                        help="models to compare")
+    parser.add_argument("--model", nargs="+", default=list(UNPAIRED_MODELS), help="models to compare")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per model and seed")
     parser.add_argument("--size", type=int, default=64, help="image size (the dataset is generated at this size)")
     parser.add_argument("--dataroot", type=Path, default=None,
                         help="default: datasets/synthetic_<size>[_distinct], generated if absent")
@@ -95,45 +150,78 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_epochs", type=int, default=8)
     parser.add_argument("--n_epochs_decay", type=int, default=4)
     parser.add_argument("--full_network", action="store_true", help="the papers' ngf/ndf 64, 9 blocks (GPU)")
+    parser.add_argument("--classifier", default=None,
+                        help="a domain classifier for evaluate.py, or auto: train the project's on --dataroot once")
     parser.add_argument("--gpu_ids", type=str, default="0")
     parser.add_argument("--prefix", type=str, default="bench")
     parser.add_argument("--phase", type=str, default="test", help="the split test.py translates (maps: val)")
     parser.add_argument("--checkpoints_dir", type=Path, default=Path("checkpoints"))
     parser.add_argument("--results_dir", type=Path, default=Path("results"))
     parser.add_argument("--summary", type=Path, default=None, help="write the markdown summary here too")
-    args = parser.parse_args(argv)
+    parser.add_argument("--leaderboard", type=Path, default=None,
+                        help="write scripts/compare.py's leaderboard (per model over seeds, 4 key images each) here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    args = build_parser().parse_args(argv)
     if args.dataroot is None:
         suffix = "" if args.backgrounds == "overlapping" else f"_{args.backgrounds}"
         args.dataroot = ensure_synthetic_dataset(Path("datasets") / f"synthetic_{args.size}{suffix}", size=args.size,
                                                  backgrounds=args.backgrounds)
-    rows = [benchmark_model(model, args, extra) for model in args.model]
+    rows = [benchmark_model(model, seed, args, extra) for model in args.model for seed in args.seeds]
     summary = summarise(rows, args, extra)
     print(summary)
     if args.summary:
         args.summary.parent.mkdir(parents=True, exist_ok=True)
         args.summary.write_text(summary)
+    if args.leaderboard:
+        run([sys.executable, "scripts/compare.py", *[row["benchmark"]["result_dir"] for row in rows], "--out",
+             str(args.leaderboard), "--group_by_model", "--key_images", "4"])
     return 0
 
 
+COLUMNS = (
+    ("attention IoU", lambda m: (m.get("attention") or {}).get("iou_mean")),
+    ("attention MAE", lambda m: (m.get("attention") or {}).get("mae_mean")),
+    ("background PSNR (dB)", lambda m: (m.get("background") or {}).get("psnr_mean")),
+    ("background L1", lambda m: (m.get("background") or {}).get("l1_mean")),
+    ("foreground change", lambda m: (m.get("background") or {}).get("foreground_l1_mean")),
+)
+OPTIONAL_COLUMNS = (
+    ("target-domain rate", lambda m: (m.get("classifier") or {}).get("target_fraction")),
+    ("classifier-feature KID x100", lambda m: ((m.get("classifier") or {}).get("feature_kid_x100") or {}).get("mean")),
+    ("paired PSNR (dB)", lambda m: (m.get("paired") or {}).get("psnr_mean")),
+    ("paired SSIM", lambda m: (m.get("paired") or {}).get("ssim_mean")),
+)
+
+
 def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> str:
-    """A markdown table of the offline measures per model and direction (from each metrics.json)."""
+    """A markdown table of the offline measures per model and direction (mean ± half-range over seeds)."""
+    present = [c for c in OPTIONAL_COLUMNS if any(c[1](m) is not None for row in rows for m in row["directions"].values())]
+    columns = [*COLUMNS, *present]
     network = "" if args.full_network else " (ngf/ndf 16, resnet_6blocks; U-Net of the image size for paired models)"
-    paired = any((m.get("paired") or {}).get("psnr_mean") is not None for row in rows for m in row["directions"].values())
-    extra_head = " paired PSNR (dB) | paired SSIM |" if paired else ""
+    seeds = getattr(args, "seeds", [0])
     lines = [f"Dataset {args.dataroot} ({args.size} px); {args.max_iters or '-'} training images per model"
-             f"{network}; extra train.py options: {' '.join(extra) or 'none'}", "",
-             "| model | direction | attention IoU | attention MAE | background PSNR (dB) | background L1 | foreground change |"
-             + extra_head,
-             "| --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if paired else "")]
+             f"{network}; seeds {', '.join(map(str, seeds))}; extra train.py options: {' '.join(extra) or 'none'}", "",
+             "| model | direction | " + " | ".join(name for name, _ in columns) + " |",
+             "| --- | --- |" + " --- |" * len(columns)]
+    grouped: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         for direction, m in row["directions"].items():
-            attention, background, truth = m.get("attention") or {}, m.get("background") or {}, m.get("paired") or {}
-            cells = [attention.get("iou_mean"), attention.get("mae_mean"), background.get("psnr_mean"),
-                     background.get("l1_mean"), background.get("foreground_l1_mean")]
-            if paired:
-                cells += [truth.get("psnr_mean"), truth.get("ssim_mean")]
-            text = ["-" if value is None else f"{value:.3f}" for value in cells]
-            lines.append(f"| {row['benchmark']['model']} | {direction} | " + " | ".join(text) + " |")
+            grouped.setdefault((row["benchmark"]["model"], direction), []).append(m)
+    for (model, direction), entries in grouped.items():
+        cells = []
+        for _, get in columns:
+            mean, spread = mean_and_spread([get(m) for m in entries])
+            cells.append("-" if mean is None else f"{mean:.3f}" + (f" ± {spread:.3f}" if len(entries) > 1 else ""))
+        lines.append(f"| {model} | {direction} | " + " | ".join(cells) + " |")
+    adapted = {row["benchmark"]["model"]: row["benchmark"].get("adapted") for row in rows if row["benchmark"].get("adapted")}
+    if adapted:
+        lines += ["", "Schedules scaled to the budget: " + "; ".join(f"{m}: {a}" for m, a in adapted.items())]
     lines += ["", "Commands:", ""] + [f"    python {row['benchmark']['command']}" for row in rows]
     return "\n".join(lines) + "\n"
 

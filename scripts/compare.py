@@ -27,11 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("results", nargs="+", help="result folders, each evaluated by scripts/evaluate.py")
     parser.add_argument("--out", default="./results/comparison", help="where to write the leaderboard")
+    parser.add_argument("--group_by_model", action="store_true",
+                        help="also a per-model table: mean and spread over each model's runs (seeds)")
+    parser.add_argument("--key_images", type=int, default=0, help="per model, a strip of this many test images with masks")
     return parser
 
 
 def compare(args: argparse.Namespace) -> None:
-    for path in write_leaderboard([Path(p) for p in args.results], Path(args.out)).values():
+    paths = write_leaderboard([Path(p) for p in args.results], Path(args.out), args.group_by_model, args.key_images)
+    for path in paths.values():
         print(f"wrote {path}")
 
 

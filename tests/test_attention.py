@@ -106,6 +106,12 @@ def test_paper_defaults():
     aggan = parse_train_options(["--model", "aggan"])
     assert (aggan.lr, aggan.lambda_A, aggan.lambda_gan, aggan.lambda_pixel, aggan.lambda_tv) == (1e-4, 10, 0.5, 1, 1e-6)
     assert aggan.curriculum and aggan.attention_D and aggan.norm == "batch" and aggan.lambda_identity == 0
+    assert aggan.netG == "resnet_6blocks" and aggan.d_first_norm and aggan.d_head == "pooled"  # Sec. III-D
+    from models.attention import PooledDiscriminator
+
+    first = list(PooledDiscriminator(4, ndf=8, norm="batch").model)[:3]
+    assert isinstance(first[1], nn.BatchNorm2d)  # "the BatchNorm is used for the first C64"
+    assert isinstance(list(PooledDiscriminator(4, 8, "batch", first_norm=False).model)[1], nn.Identity)
     att = parse_train_options(["--model", "attentiongan"])
     assert (att.scheme, att.n_attention, att.lambda_identity, att.lambda_A, att.gan_mode) == ("II", 10, 0.5, 10, "lsgan")
     assert not att.curriculum and not att.attention_D and att.lambda_pixel == 0 and att.lambda_tv == 0

@@ -336,3 +336,32 @@ def test_paired_psnr_and_ssim_on_aligned_data(tmp_path):
     paths = write_report(result, folder, folder)
     assert "paired PSNR (dB)" in paths["markdown"].read_text()
     assert Image.open(folder / "evaluation_files" / "AtoB_background_psnr_best_0.png").size[1] == 96
+
+
+def test_leaderboard_groups_runs_by_model_and_shows_key_images(runs, tmp_path):
+    import shutil
+
+    from evaluation.leaderboard import mean_and_spread, write_leaderboard
+
+    # A second "seed" of aggan: the same results under another folder.
+    second = tmp_path / "aggan_s1"
+    shutil.copytree(runs["results"]["aggan"], second)
+    metrics = json.loads((second / "metrics.json").read_text())
+    metrics["meta"]["run"]["name"] = "aggan_s1"
+    background = metrics["directions"]["AtoB"]["background"]
+    first_psnr = background["psnr_mean"]
+    background["psnr_mean"] = first_psnr + 2.0
+    (second / "metrics.json").write_text(json.dumps(metrics))
+    folders = [runs["results"]["cycle_gan"], runs["results"]["aggan"], second]
+    paths = write_leaderboard(folders, tmp_path / "board", group_by_model=True, key_images=2)
+    text = paths["markdown"].read_text()
+    assert "## Per model" in text and "## Per run" in text and "## Key images" in text
+    row = next(line for line in text.splitlines() if line.startswith("| aggan | 2 |"))
+    assert f"{first_psnr + 1.0:.3f} ± 1.000" in row  # mean and half the range of the two runs
+    strip = tmp_path / "board" / "leaderboard_files" / "keys_aggan.png"
+    from PIL import Image
+
+    with Image.open(strip) as image:
+        assert image.size == (4 * 96, 2 * 96)  # input, translation, attention, mask; two images
+    assert "keys_aggan.png" in paths["html"].read_text()
+    assert mean_and_spread([1.0, None, 3.0]) == (2.0, 1.0) and mean_and_spread([None]) == (None, None)
