@@ -385,3 +385,35 @@ def test_cli_runs_as_a_script_from_another_directory(tmp_path: Path) -> None:
     )
     assert forced.returncode == 0, forced.stderr
     assert json.loads((out / "synthetic.json").read_text())["seed"] == 1
+
+
+def test_distinct_backgrounds_separate_the_domains_by_brightness():
+    from data.synthetic import image_rng, render_scene_layers
+
+    def background_value(domain: str, index: int) -> float:
+        layers = render_scene_layers(image_rng(0, "train", domain, index), 48, domain, n_objects=0, backgrounds="distinct")
+        return float(layers.background.mean())
+
+    a = [background_value("A", i) for i in range(12)]
+    b = [background_value("B", i) for i in range(12)]
+    assert max(a) < min(b)  # dark meadows vs pale savanna: the background alone tells the domain
+    overlapping = [render_scene_layers(image_rng(0, "train", "A", i), 48, "A", n_objects=0).background.mean() for i in range(3)]
+    assert overlapping != a[:3]  # the default palettes are unchanged and different
+
+
+def test_multidomain_layout_has_exact_masks_per_domain(tmp_path):
+    from data.synthetic import LOOKS, ensure_synthetic_dataset, make_synthetic_dataset
+
+    root = make_synthetic_dataset(tmp_path / "md", size=32, n_train=3, n_test=2, domains=3, workers=1, progress=False)
+    for split, count in (("train", 3), ("test", 2)):
+        for look in LOOKS[:3]:
+            images = sorted((root / split / look).glob("*.png"))
+            masks = sorted((root / split / f"{look}_mask").glob("*.png"))
+            assert len(images) == len(masks) == count
+    assert not (root / "train" / "checked").exists()
+    assert json.loads((root / "synthetic.json").read_text())["domains"] == 3
+    assert ensure_synthetic_dataset(root, size=32, n_train=3, n_test=2, domains=3) == root
+    with pytest.raises(ValueError, match="domains: found 3, wanted 4"):
+        ensure_synthetic_dataset(root, size=32, n_train=3, n_test=2, domains=4)
+    with pytest.raises(ValueError, match="domains must be 0 or 2..4"):
+        make_synthetic_dataset(tmp_path / "x", size=32, n_train=1, n_test=1, domains=5)
