@@ -229,13 +229,7 @@ def translate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    status = {"code": 0}
-
-    def run() -> None:
-        status["code"] = translate(args)
-
-    code = run_cli(run)
-    return code or status["code"]
+    return run_cli(lambda: translate(args))
 
 
 if __name__ == "__main__":

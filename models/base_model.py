@@ -101,6 +101,16 @@ class BaseModel:
         self.skipped_in_a_row: dict[str, int] = {}  # per optimiser
 
     # ------------------------------------------------------------------ construction helpers
+    def build_generator(self, input_nc: int, output_nc: int) -> nn.Module:
+        """The ``--netG`` generator (ResNet or U-Net); models with other generators override it."""
+        opt = self.opt
+        return networks.define_generator(opt.netG, input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout)
+
+    def build_discriminator(self, input_nc: int) -> nn.Module:
+        """The ``--netD`` discriminator (PatchGAN or pixel); models with other discriminators override it."""
+        opt = self.opt
+        return networks.define_discriminator(opt.netD, input_nc, opt.ndf, opt.n_layers_D, opt.norm)
+
     def add_network(
         self, name: str, net: nn.Module, *, train_only: bool = False, init: bool = True, trainable: bool = True
     ) -> NetworkRunner:

@@ -38,14 +38,6 @@ class CycleGANModel(BaseModel):
             add_cycle_loss_options(parser)
         return parser
 
-    def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
-        opt = self.opt
-        return networks.define_generator(opt.netG, input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout)
-
-    def build_discriminator(self, input_nc: int) -> torch.nn.Module:
-        opt = self.opt
-        return networks.define_discriminator(opt.netD, input_nc, opt.ndf, opt.n_layers_D, opt.norm)
-
     def generator_input(self, side: str, image: torch.Tensor, real: bool) -> torch.Tensor:
         """What the generator of domain ``side`` is fed for ``image`` (a ``real`` one, or a translation
         in the cycle): the image itself (GuideGAN joins its attention map here)."""

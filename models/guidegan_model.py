@@ -84,6 +84,16 @@ class Guided:
     def attentive_discriminator(self, input_nc: int) -> AttentiveDiscriminator:
         return AttentiveDiscriminator(input_nc, self.opt.ndf, self.opt.norm, self.opt.d_attention)
 
+    def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
+        """The base model's generator, taking the joined input; the transfer function ``T`` is added
+        first (before ``G_A``/``G``), so the generators' optimiser holds it too."""
+        if "T" not in self.networks:
+            self.add_transfer()
+        return super().build_generator(joined_channels(input_nc, self.opt.join), output_nc)
+
+    def build_discriminator(self, input_nc: int) -> torch.nn.Module:
+        return self.attentive_discriminator(input_nc)
+
     def guided(self, side: str, image: torch.Tensor, stored: bool) -> torch.Tensor:
         """``join(image, T(M))``: ``M`` from the bank for a dataset image (``stored``) in training, else ones."""
         size = image.shape[-2:]
@@ -133,14 +143,6 @@ class GuideGANModel(Guided, CycleGANModel):
     def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
         self.batch_keys: dict[str, Any] = {}
         super().__init__(opt, device)
-
-    def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
-        if not self.networks:  # before G_A: the transfer function joins the generators' optimiser
-            self.add_transfer()
-        return super().build_generator(joined_channels(input_nc, self.opt.join), output_nc)
-
-    def build_discriminator(self, input_nc: int) -> torch.nn.Module:
-        return self.attentive_discriminator(input_nc)
 
     def set_input(self, batch: dict[str, Any]) -> None:
         super().set_input(batch)
@@ -214,13 +216,6 @@ class GuideGANPairedModel(Guided, Pix2PixModel):
     def inference_module(self, direction: str = "AtoB", target_domain: str | None = None) -> torch.nn.Module:
         Pix2PixModel.inference_module(self, direction)  # the same one-direction check
         return GuidedTranslator(self.networks["G"].network, self.networks["T"].network, self.opt.join)
-
-    def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
-        self.add_transfer()
-        return super().build_generator(joined_channels(input_nc, self.opt.join), output_nc)
-
-    def build_discriminator(self, input_nc: int) -> torch.nn.Module:
-        return self.attentive_discriminator(input_nc)
 
     def set_input(self, batch: dict[str, Any]) -> None:
         super().set_input(batch)

@@ -33,14 +33,6 @@ class Pix2PixModel(BaseModel):
             parser.add_argument("--lambda_L1", type=float, default=100.0, help="weight of the L1 loss")
         return parser
 
-    def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
-        opt = self.opt
-        return networks.define_generator(opt.netG, input_nc, output_nc, opt.ngf, opt.norm, not opt.no_dropout)
-
-    def build_discriminator(self, input_nc: int) -> torch.nn.Module:
-        opt = self.opt
-        return networks.define_discriminator(opt.netD, input_nc, opt.ndf, opt.n_layers_D, opt.norm)
-
     def generator_input(self, image: torch.Tensor) -> torch.Tensor:
         """What the generator is fed for the input ``image``: the image (GuideGAN joins its map here)."""
         return image

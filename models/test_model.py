@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from models import networks
 from models.base_model import BaseModel, Visual
 from models.inference import Translator
 from models.registry import register_model
@@ -37,9 +36,7 @@ class TestModel(BaseModel):
 
     def __init__(self, opt: argparse.Namespace, device: torch.device) -> None:
         super().__init__(opt, device)
-        self.add_network(
-            "G", networks.define_generator(opt.netG, opt.input_nc, opt.output_nc, opt.ngf, opt.norm, not opt.no_dropout)
-        )
+        self.add_network("G", self.build_generator(opt.input_nc, opt.output_nc))
 
     def load_networks(self, saved: dict[str, dict[str, torch.Tensor]], names: list[str]) -> None:
         """Load the chosen generator of the training run into ``G``."""

@@ -118,12 +118,7 @@ def export(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    status = {"code": 0}
-
-    def run() -> None:
-        status["code"] = export(args)
-
-    return run_cli(run) or status["code"]
+    return run_cli(lambda: export(args))
 
 
 if __name__ == "__main__":

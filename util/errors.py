@@ -87,9 +87,10 @@ def disk_full(path: str | Path, previous_intact: bool) -> DiskFull:
 
 def run_cli(action: Callable[[], object], interrupted_hint: str = "") -> int:
     """Run a command-line entry point: ``error: ...`` and exit status 2 for a :class:`UserError`
-    (or a full disk), 3 for a :class:`RunFailed`, 130 for Ctrl-C."""
+    (or a full disk), 3 for a :class:`RunFailed`, 130 for Ctrl-C; an ``int`` the action returns
+    is its exit status (e.g. 1 when some files failed), anything else means 0."""
     try:
-        action()
+        result = action()
     except UserError as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
@@ -105,4 +106,4 @@ def run_cli(action: Callable[[], object], interrupted_hint: str = "") -> int:
             print(f"error: {disk_full(filename, previous_intact=False)}", file=sys.stderr)
             return 2
         raise
-    return 0
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
