@@ -185,3 +185,18 @@ def test_cyclegan_repository_unet_weights_keep_their_keys(tmp_path):
     bad = run_script("scripts/convert_cyclegan_weights.py", "--G_A", tmp_path / "ckpt" / "facades" / "latest.pt",
                      "--name", "x", "--checkpoints_dir", tmp_path / "ckpt")
     assert bad.returncode == 2 and "latest.pt" in bad.stderr
+
+
+def test_attention_over_time_reports_each_epoch(tmp_path):
+    from tests.conftest import make_unaligned
+
+    data = make_unaligned(tmp_path / "data", n_a=3, n_b=3, size=(40, 36))
+    train = run_script("train.py", "--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--name", "over", "--model",
+                       "attentiongan", "--n_attention", "3", *TINY, "--load_size", "36", "--n_epochs", "2",
+                       "--n_epochs_decay", "0", "--save_epoch_freq", "1", "--no_progress")
+    assert train.returncode == 0, train.stderr[-2000:]
+    result = run_script("scripts/attention_over_time.py", "--name", "over", "--dataroot", data, "--checkpoints_dir",
+                        tmp_path / "ckpt", "--size", "32", "--out", tmp_path / "over.png")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(rows) == 4 and (tmp_path / "over.png").exists()  # epochs 1, 2 x sides A, B
