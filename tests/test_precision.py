@@ -199,3 +199,21 @@ def test_bf16_run_resumes_exactly(tmp_path):
     for net, weights in a["state"]["networks"].items():
         for key, value in weights.items():
             assert torch.equal(value, b["state"]["networks"][net][key]), (net, key)
+
+
+def test_speed_benchmark_runs_on_tiny_settings(tmp_path):
+    from tests.conftest import make_unaligned
+
+    data = make_unaligned(tmp_path / "data", n_a=3, n_b=3)
+    out = tmp_path / "speed.md"
+    result = run_script("scripts/benchmark_speed.py", "--model", "cycle_gan", "--size", "32", "--precision", "fp32", "bf16",
+                        "--steps", "1", "--warmup", "1", "--gpu_ids", "-1", "--dataroot", data, "--num_threads", "0",
+                        "--network", "--ngf 4 --ndf 4 --netG resnet_6blocks", "--out", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| cycle_gan |")]
+    assert len(rows) == 2 and rows[0].endswith("| 1.00x | 1.00x |")
+    cells = [cell.strip() for cell in rows[1].split("|")]
+    assert float(cells[5]) > 0 and float(cells[7]) > 0 and cells[9].endswith("x")  # s/step, loader s/step, speedup
+    loader = run_script("scripts/benchmark_speed.py", "--loader_only", "--dataroot", data, "--size", "32", "--steps", "3",
+                        "--warmup", "1", "--num_threads", "0", "--gpu_ids", "-1")
+    assert loader.returncode == 0 and "loader samples/s" in loader.stdout, loader.stderr[-2000:]
