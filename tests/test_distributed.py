@@ -167,3 +167,29 @@ def test_ranks_started_with_different_options_are_refused(tmp_path):
         assert process.returncode == 2, err[-2000:]
         assert "started with different options" in err and "--lr: rank 0 0.0002 vs rank 1 0.001" in err
     assert not (tmp_path / "ckpt" / "mixed" / "latest.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [
+        ("uait", ["--switch_epoch", "1", "--ngf_attention", "4"]),  # frozen attention networks in stage 2
+        ("guidegan", []),  # a map bank per process
+        ("attentiongan_multi", ["--n_critic", "2", "--n_attention", "3"]),  # D-only steps, gradient penalty
+    ],
+)
+def test_torchrun_trains_the_models_with_special_steps(tmp_path, model, extra):
+    if model == "attentiongan_multi":
+        from data.synthetic import make_synthetic_dataset
+
+        data = make_synthetic_dataset(tmp_path / "data", size=32, n_train=4, n_test=2, domains=3, workers=1, progress=False)
+    else:
+        data = make_unaligned(tmp_path / "data", n_a=4, n_b=4)
+    args = [*TINY, "--model", model, "--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--name", model,
+            "--n_epochs", "1", "--n_epochs_decay", "1", *extra]
+    result = torchrun(2, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = load(tmp_path / "ckpt" / model / "latest.pt")
+    assert checkpoint["progress"]["epoch"] == 3 and len(checkpoint["ranks"]) == 2
+    if model == "guidegan":
+        banks = [rank["state"]["extra"]["banks"]["A"]["maps"] for rank in checkpoint["ranks"]]
+        assert set(banks[0]) | set(banks[1]) == {0, 1, 2, 3} and not set(banks[0]) & set(banks[1])  # each its shard

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -78,12 +77,3 @@ def channels_last(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return type(value)(channels_last(v) for v in value)
     return value
-
-
-@contextlib.contextmanager
-def no_autocast_cache() -> Iterator[None]:
-    """Clear autocast's cast cache on the way out (after weights changed in place)."""
-    try:
-        yield
-    finally:
-        torch.clear_autocast_cache()
