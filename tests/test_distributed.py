@@ -173,7 +173,7 @@ def test_ranks_started_with_different_options_are_refused(tmp_path):
     ("model", "extra"),
     [
         ("uait", ["--switch_epoch", "1", "--ngf_attention", "4"]),  # frozen attention networks in stage 2
-        ("guidegan", []),  # a map bank per process
+        ("guidegan", ["--serial_batches"]),  # a map bank per process (a fixed order: fixed shards)
         ("attentiongan_multi", ["--n_critic", "2", "--n_attention", "3"]),  # D-only steps, gradient penalty
     ],
 )
