@@ -39,7 +39,7 @@ def tiny_run(tmp_path: Path, name: str = "run", *extra: str) -> list[str]:
     return [*TRAIN, "--dataroot", str(data), "--checkpoints_dir", str(tmp_path / "ckpt"), "--name", name, *extra]
 
 
-def testing_args(tmp_path: Path, name: str = "run") -> list[str]:
+def args_for_test_py(tmp_path: Path, name: str = "run") -> list[str]:
     """test.py options for the run :func:`tiny_run` trained (FAST without the training-only ones)."""
     at = FAST.index("--display_id")
     return [*FAST[:at], *FAST[at + 2:], "--dataroot", str(tmp_path / "data"), "--checkpoints_dir", str(tmp_path / "ckpt"),
@@ -101,9 +101,9 @@ def test_test_py_refuses_non_finite_weights_and_evaluate_refuses_flat_outputs(tm
     good = torch.load(latest, weights_only=False)
     good["state"]["networks"]["G_A"]["encoder.1.weight"].fill_(float("nan"))
     torch.save(good, tmp_path / "ckpt" / "run" / "epoch_9.pt")
-    result = run_script("test.py", *testing_args(tmp_path), "--epoch", "9")
+    result = run_script("test.py", *args_for_test_py(tmp_path), "--epoch", "9")
     assert result.returncode == 2 and "non-finite weights" in result.stderr and "G_A" in result.stderr
-    assert run_script("test.py", *testing_args(tmp_path)).returncode == 0
+    assert run_script("test.py", *args_for_test_py(tmp_path)).returncode == 0
     out = tmp_path / "res" / "run" / "test_latest"
     manifest = json.loads((out / "results.json").read_text())
     for row in manifest["rows"]:
@@ -288,7 +288,7 @@ def test_evaluation_counts_images_without_a_mask(tmp_path):
     args = tiny_run(tmp_path)
     assert run_script("train.py", *args).returncode == 0
     (tmp_path / "data" / "testA_mask" / "im 1.png").unlink()
-    assert run_script("test.py", *testing_args(tmp_path)).returncode == 0
+    assert run_script("test.py", *args_for_test_py(tmp_path)).returncode == 0
     out = tmp_path / "res" / "run" / "test_latest"
     result = run_script("scripts/evaluate.py", "--results", str(out), "--no_inception", "--no_progress")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -353,7 +353,7 @@ def test_test_py_names_the_model_a_checkpoint_was_trained_with(tmp_path):
     args = tiny_run(tmp_path)
     assert run_script("train.py", *args).returncode == 0
     for model in ("attentiongan", "aggan"):
-        result = run_script("test.py", *testing_args(tmp_path), "--model", model)
+        result = run_script("test.py", *args_for_test_py(tmp_path), "--model", model)
         assert result.returncode == 2 and "was trained with --model cycle_gan" in result.stderr, result.stderr
 
 
@@ -373,7 +373,7 @@ def test_written_files_respect_the_umask(tmp_path):
 def test_evaluation_without_inception_weights_computes_the_rest(tmp_path):
     args = tiny_run(tmp_path)
     assert run_script("train.py", *args).returncode == 0
-    assert run_script("test.py", *testing_args(tmp_path)).returncode == 0
+    assert run_script("test.py", *args_for_test_py(tmp_path)).returncode == 0
     out = tmp_path / "res" / "run" / "test_latest"
     env_home = {"TORCH_HOME": str(tmp_path / "no_weights_here")}
     result = subprocess.run([sys.executable, "scripts/evaluate.py", "--results", str(out), "--no_progress"], cwd=ROOT,

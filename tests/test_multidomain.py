@@ -109,6 +109,22 @@ def test_generator_updates_every_n_critic_steps(three_domains):
     assert model.extra_state() == {"steps": 4}
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_low_precision_steps_update_the_networks_with_finite_losses(three_domains, precision):
+    model, dataset = model_on(three_domains, "--precision", precision, "--n_critic", "1")
+    batch = torch.utils.data.default_collate([dataset[(1, 0)], dataset[(1, 5)]])
+    before = {name: [p.detach().clone() for p in net.parameters()] for name, net in model.networks.items()}
+    for _ in range(1 if precision == "bf16" else 20):  # fp16: the scaler skips overflowing steps first
+        losses = model.train_step(batch)
+        assert losses and all(torch.isfinite(torch.tensor(v)) for v in losses.values()), losses
+        changed = {name for name, net in model.networks.items()
+                   if any(not torch.equal(a, b) for a, b in zip(before[name], net.parameters()))}
+        if changed == set(model.networks):
+            break
+    assert changed == set(model.networks), f"not updated: {set(model.networks) - changed}"
+    assert all(p.dtype == torch.float32 for net in model.networks.values() for p in net.parameters())
+
+
 def test_three_domains_train_resume_test_and_evaluate_per_target(tmp_path, three_domains):
     run_args = ["--dataroot", three_domains, "--checkpoints_dir", tmp_path / "ckpt", "--model", "attentiongan_multi",
                 "--gpu_ids", "-1", "--ngf", "4", "--netG", "resnet_6blocks", "--crop_size", "32", "--n_attention", "3",
