@@ -156,7 +156,8 @@ class AttentionGeneratorI(nn.Module):
         condition_nc: int = 0,
     ) -> None:
         super().__init__()
-        self.encoder = networks.resnet_encoder(input_nc + condition_nc, ngf, norm, n_blocks, use_dropout)
+        self.encoder = networks.resnet_encoder(input_nc + condition_nc, ngf, norm, n_blocks, use_dropout,
+                                               first_padding="zeros" if condition_nc else "reflect")
         self.decoder = networks.resnet_decoder(1 + output_nc, ngf, norm, final_activation=nn.Identity())
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> AttentionOutput:
@@ -191,7 +192,8 @@ class AttentionGeneratorII(nn.Module):
         if n_masks < 2:
             raise ValueError("scheme II needs n >= 2 attention masks (n-1 foreground + 1 background)")
         self.n_masks, self.output_nc = n_masks, output_nc
-        self.encoder = networks.resnet_encoder(input_nc + condition_nc, ngf, norm, n_blocks, use_dropout)
+        self.encoder = networks.resnet_encoder(input_nc + condition_nc, ngf, norm, n_blocks, use_dropout,
+                                               first_padding="zeros" if condition_nc else "reflect")
         self.content_decoder = networks.resnet_decoder(output_nc * (n_masks - 1), ngf, norm)
         attention = networks.resnet_decoder(n_masks, ngf, norm, final_activation=nn.Identity())
         # The released model ends its attention branch with a 1x1 conv, not a padded 7x7 one.

@@ -119,13 +119,23 @@ class ResnetBlock(nn.Module):
 
 
 def resnet_encoder(
-    input_nc: int, ngf: int, norm: str, n_blocks: int, use_dropout: bool, n_downsampling: int = 2
+    input_nc: int, ngf: int, norm: str, n_blocks: int, use_dropout: bool, n_downsampling: int = 2,
+    first_padding: str = "reflect",
 ) -> nn.Sequential:
-    """``c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf)``: the shared front of ResNet generators."""
+    """``c7s1-ngf, d(2ngf), d(4ngf), n_blocks x R(4ngf)``: the shared front of ResNet generators.
+
+    ``first_padding="zeros"`` pads the first convolution with zeros instead of reflecting, as
+    StarGAN's label-conditioned generator does: label maps are constant over the image, so
+    with reflection padding the first convolution turns them into a constant per channel,
+    which instance normalisation then removes exactly (the label would have no effect);
+    zero padding makes their response vary near the borders, and it survives.
+    """
+    if first_padding not in ("reflect", "zeros"):
+        raise ValueError(f"first_padding must be 'reflect' or 'zeros', got {first_padding!r}")
     norm_layer = norm_layer_factory(norm)
     bias = uses_bias(norm)
     layers: list[nn.Module] = [
-        nn.ReflectionPad2d(3),
+        nn.ReflectionPad2d(3) if first_padding == "reflect" else nn.ZeroPad2d(3),
         nn.Conv2d(input_nc, ngf, 7, bias=bias),
         norm_layer(ngf),
         nn.ReLU(True),

@@ -48,9 +48,31 @@ def test_label_maps_and_the_generators_joined_input(three_domains):
     first_conv.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
     image = torch.rand(2, 3, 32, 32) * 2 - 1
     model.translate(image, torch.tensor([1, 2]))
-    joined = seen[0][..., 3:-3, 3:-3]  # inside the reflection padding
+    joined = seen[0][..., 3:-3, 3:-3]  # inside the padding
     assert joined.shape[1] == 3 + 3 and torch.equal(joined[:, :3], image)
     assert torch.all(joined[0, 4] == 1) and torch.all(joined[1, 5] == 1) and joined[0, [3, 5]].abs().sum() == 0
+
+
+@pytest.mark.parametrize("scheme", ["I", "II"])
+def test_the_translation_depends_on_the_target_label(three_domains, scheme):
+    model, _ = model_on(three_domains, "--scheme", scheme)
+    torch.manual_seed(3)
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        outputs = [model.translate(image, torch.tensor([d])).image for d in range(3)]
+    assert (outputs[0] - outputs[1]).abs().max() > 1e-3 and (outputs[1] - outputs[2]).abs().max() > 1e-3
+
+
+def test_reflection_padding_and_instance_norm_would_erase_constant_label_maps():
+    """Why the conditioned encoder pads with zeros: a constant input channel leaves no trace."""
+    torch.manual_seed(0)
+    encoder = networks.resnet_encoder(3 + 3, 4, "instance", 1, False, first_padding="reflect")
+    image = torch.rand(1, 3, 16, 16)
+    labels = [label_maps(torch.tensor([d]), 3, image) for d in range(2)]
+    out = [encoder(torch.cat([image, lab], 1)) for lab in labels]
+    assert torch.allclose(out[0], out[1], atol=1e-5)
+    with pytest.raises(ValueError, match="first_padding"):
+        networks.resnet_encoder(3, 4, "instance", 1, False, first_padding="circular")
 
 
 def test_dataset_layout_names_domains_and_draws_another_target(three_domains):
