@@ -20,7 +20,14 @@ from tqdm import tqdm
 
 from data import resolve_dataroot
 from data.image_folder import find_mask, list_images, load_rgb, mask_from_image
-from evaluation.domain_classifier import BACKBONES, DomainClassifier, classifier_checkpoint, normalised_cam, prepare_images
+from evaluation.domain_classifier import (
+    BACKBONES,
+    CAM_KINDS,
+    DomainClassifier,
+    classifier_checkpoint,
+    normalised_cam,
+    prepare_images,
+)
 from evaluation.metrics import attention_iou, attention_mae, resize_mask
 from util.checkpoint import atomic_save
 from util.distributed import parse_gpu_ids, select_device
@@ -44,6 +51,13 @@ def classifier_parser(description: str | None = None) -> argparse.ArgumentParser
     parser.add_argument("--backbone_weights", default=None,
                         help="resnet50: torchvision's ImageNet weights file (default: looked up in the torch hub cache); "
                         "'scratch' for random initial weights")
+    parser.add_argument(
+        "--finetune",
+        choices=("head", "all"),
+        default=None,
+        help="train only the new 1x1 head (SAAGAN Sec. 3.1, for a pretrained backbone) or every layer; default: head "
+        "when the backbone starts from ImageNet weights, all when it starts from scratch",
+    )
     parser.add_argument("--size", type=int, default=64, help="input size of the classifier (images are resized to it)")
     parser.add_argument("--width", type=int, default=32, help="small backbone: channels of the first convolution")
     parser.add_argument("--n_layers", type=int, default=4, help="small backbone: stride-2 convolution blocks")
@@ -134,9 +148,13 @@ def accuracy(model: DomainClassifier, images: dict[str, torch.Tensor], device: t
 
 def cam_report(model: DomainClassifier, held: dict[str, list[Path]], folders: dict[str, Path], out_dir: Path,
                args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """A page of CAMs on held-out images; the CAM's MAE/IoU against masks where the folders have them."""
+    """A page of CAMs on held-out images; each CAM kind's MAE/IoU against masks where the folders have them.
+
+    Returns ``{class: {"own": {"cam_mae", "cam_iou"}, "difference": {...}, "n_masks"}}`` (see
+    :meth:`DomainClassifier.cam` for the two kinds).
+    """
     page = HTMLPage(out_dir, f"class activation maps: {model.backbone} backbone, {model.input_size} px")
-    scores: dict[str, list[tuple[float, float]]] = {}
+    scores: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for k, (name, paths) in enumerate(held.items()):
         mask_dir = folders[name].with_name(folders[name].name + "_mask")
         page.add_header(f"{name} ({folders[name]})")
@@ -147,24 +165,41 @@ def cam_report(model: DomainClassifier, held: dict[str, list[Path]], folders: di
                 continue
             picture = torch.from_numpy(np.array(load_rgb(path), dtype=np.uint8)).permute(2, 0, 1)[None]
             x = picture.float().to(device) / 127.5 - 1.0
-            cam = normalised_cam(model, x, torch.tensor([k], device=device))[0, 0].cpu().numpy()
+            cams = {kind: normalised_cam(model, x, torch.tensor([k], device=device), kind)[0, 0].cpu().numpy()
+                    for kind in CAM_KINDS}
             if mask_path is not None:
                 with Image.open(mask_path) as mask_image:
-                    mask = resize_mask(mask_from_image(mask_image, mask_path), cam.shape)
-                scores.setdefault(name, []).append((attention_mae(cam, mask), attention_iou(cam, mask, 0.5)))
+                    mask = resize_mask(mask_from_image(mask_image, mask_path), cams["own"].shape)
+                for kind, cam in cams.items():
+                    scores.setdefault(name, {}).setdefault(kind, []).append((attention_mae(cam, mask),
+                                                                               attention_iou(cam, mask, 0.5)))
             if i < args.cam_images:
                 stem = f"{name}_{i:03d}"
                 save_image(picture[0].permute(1, 2, 0).numpy(), out_dir / "images" / f"{stem}_input.png")
-                save_image((cam * 255).astype(np.uint8), out_dir / "images" / f"{stem}_cam.png")
-                row += [(f"images/{stem}_input.png", path.name), (f"images/{stem}_cam.png", f"CAM of {name}")]
+                row.append((f"images/{stem}_input.png", path.name))
+                for kind, cam in cams.items():
+                    save_image((cam * 255).astype(np.uint8), out_dir / "images" / f"{stem}_cam_{kind}.png")
+                    row.append((f"images/{stem}_cam_{kind}.png", f"CAM of {name} ({kind})"))
         page.add_images(row, width=160)
-    report = {name: {"cam_mae": float(np.mean([s[0] for s in v])), "cam_iou": float(np.mean([s[1] for s in v])),
-                     "n_masks": len(v)} for name, v in scores.items()}
-    for name, values in report.items():
-        page.add_text(f"{name}: CAM MAE {values['cam_mae']:.3f}, IoU at 0.5 {values['cam_iou']:.3f} "
-                      f"over {values['n_masks']} masked held-out images")
+    report: dict[str, Any] = {}
+    for name, kinds in scores.items():
+        report[name] = {kind: {"cam_mae": float(np.mean([s[0] for s in v])), "cam_iou": float(np.mean([s[1] for s in v]))}
+                        for kind, v in kinds.items()}
+        report[name]["n_masks"] = len(kinds["own"])
+        for kind in CAM_KINDS:
+            page.add_text(f"{name}, {kind} CAM: MAE {report[name][kind]['cam_mae']:.3f}, IoU at 0.5 "
+                          f"{report[name][kind]['cam_iou']:.3f} over {report[name]['n_masks']} masked held-out images")
     page.save()
     return report
+
+
+def trained_parameters(model: DomainClassifier, finetune: str) -> list[torch.nn.Parameter]:
+    """``head``: freeze the backbone (weights and batch-norm statistics) and return the 1x1 head's
+    parameters; ``all``: every parameter."""
+    if finetune == "all":
+        return list(model.parameters())
+    model.trunk.requires_grad_(False)
+    return list(model.head.parameters())
 
 
 def train_classifier(args: argparse.Namespace) -> Path:
@@ -190,9 +225,16 @@ def train_classifier(args: argparse.Namespace) -> Path:
                                  args.backbone_weights).to(device)
     except ValueError as err:
         raise UserError(f"--size {args.size}: {err}") from None
+    pretrained = model.backbone_weights != "scratch"
+    if args.finetune is None:
+        args.finetune = "head" if pretrained else "all"
+    elif args.finetune == "head" and not pretrained:
+        raise UserError(f"--finetune head with a {args.backbone} backbone from random weights would train a head on "
+                        f"random features; use --finetune all, or --backbone resnet50 with its ImageNet weights")
     if args.backbone == "resnet50":
-        print(f"ResNet-50 backbone from {model.backbone_weights}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.5, 0.999))
+        trained = "only the 1x1 head" if args.finetune == "head" else "every layer"
+        print(f"ResNet-50 backbone from {model.backbone_weights}; training {trained}")
+    optimizer = torch.optim.Adam(trained_parameters(model, args.finetune), lr=args.lr, betas=(0.5, 0.999))
     images = torch.cat(list(train_images.values()))
     labels = torch.cat([torch.full((len(stack),), k) for k, stack in enumerate(train_images.values())])
     # Unequal domain sizes: weight each class by its inverse frequency so all count alike.
@@ -203,6 +245,8 @@ def train_classifier(args: argparse.Namespace) -> Path:
     bar = tqdm(total=steps, desc="classifier", unit="step", disable=not progress, dynamic_ncols=True)
     for _epoch in range(args.epochs):
         model.train()
+        if args.finetune == "head":
+            model.trunk.eval()  # the pretrained batch-norm statistics stay as they are
         order = torch.randperm(len(images), generator=generator)
         for start in range(0, len(images), args.batch_size):
             index = order[start:start + args.batch_size]
@@ -239,8 +283,8 @@ def train_classifier(args: argparse.Namespace) -> Path:
     print(f"held-out accuracy on {held_description}: {held['accuracy']:.3f} ({per_class}; balanced "
           f"{held['balanced_accuracy']:.3f}); training accuracy {held['train_accuracy']:.3f}")
     for name, values in held.get("cam", {}).items():
-        print(f"CAM of {name} against its masks: MAE {values['cam_mae']:.3f}, IoU {values['cam_iou']:.3f} "
-              f"({values['n_masks']} images)")
+        kinds = "; ".join(f"{kind} MAE {values[kind]['cam_mae']:.3f}, IoU {values[kind]['cam_iou']:.3f}" for kind in CAM_KINDS)
+        print(f"CAM of {name} against its masks ({values['n_masks']} images): {kinds}")
     if args.cam_page:
         print(f"CAM page: {out.parent / 'cam_page' / 'index.html'}")
     print(f"saved {out}")

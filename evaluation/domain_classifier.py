@@ -52,6 +52,21 @@ from util.errors import UserError
 KIND = "domain_classifier"
 BACKBONES = ("small", "resnet50")
 RESNET50_WEIGHTS_FILES = ("resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth")
+CAM_KINDS = ("own", "difference")
+# A pretrained ResNet-50's CAM is 1/32 of the input: 7x7 is its ImageNet resolution (224 px).
+MIN_RESNET50_CAM_SIDE = 7
+
+
+def cam_resolution_problem(backbone: str, input_size: int) -> str | None:
+    """Why a classifier of this input size would give an unusable CAM, or ``None``."""
+    if backbone != "resnet50":
+        return None
+    side = input_size // 32
+    if side < MIN_RESNET50_CAM_SIDE:
+        smallest = 32 * MIN_RESNET50_CAM_SIDE
+        return (f"--size {input_size}: the resnet50 backbone's class activation map would be {side}x{side} (1/32 of the "
+                f"input); use --size {smallest} or more (256 gives 8x8)")
+    return None
 
 
 def small_backbone(width: int, n_layers: int) -> tuple[nn.Sequential, int]:
@@ -162,12 +177,27 @@ class DomainClassifier(nn.Module):
         """Class logits ``B x n_classes`` for inputs ``B x 3 x S x S`` in [-1, 1] (pooling commutes with the 1x1 conv)."""
         return self.head(self.trunk(x)).mean(dim=(2, 3))
 
-    def cam(self, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        """Class activation maps ``B x 1 x h x w`` of ``classes`` (one index per image), before pooling."""
+    def cam(self, x: torch.Tensor, classes: torch.Tensor, kind: str = "own") -> torch.Tensor:
+        """Class activation maps ``B x 1 x h x w`` of ``classes`` (one index per image), before pooling.
+
+        ``own``: the class's own map ``f(x) . w_c`` (SAAGAN Eq. 1). ``difference``: the own map
+        minus the mean of the other classes' maps. With a softmax head, the gradient of the
+        cross-entropy moves every class's weights by amounts that sum to zero, so the mean of the
+        class weights keeps its random initial value: with two classes, each own map is half
+        ``(w_A - w_B) . f(x)`` (what training shaped) and half ``(w_A + w_B) . f(x) / 2`` (an
+        untrained random projection of the features). The difference map is the trained part alone.
+        """
+        if kind not in CAM_KINDS:
+            raise ValueError(f"kind must be one of {CAM_KINDS}, got {kind!r}")
         maps = self.head(self.trunk(x))
         if self.n_classes == 1:  # the one logit is "domain B": class A's map is its negative
             maps = torch.cat([-maps, maps], 1)
-        return maps.gather(1, classes.view(-1, 1, 1, 1).expand(-1, 1, *maps.shape[-2:]))
+        index = classes.view(-1, 1, 1, 1).expand(-1, 1, *maps.shape[-2:])
+        own = maps.gather(1, index)
+        if kind == "own":
+            return own
+        others = (maps.sum(1, keepdim=True) - own) / (maps.shape[1] - 1)
+        return own - others
 
 
 def prepare_images(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -182,11 +212,12 @@ def resize_for(x: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
-def normalised_cam(model: DomainClassifier, images: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-    """SAAGAN's spatial prior: the CAM of each image's own class, min-max normalised to [0, 1] per
-    image and resized (bilinear) to the images' size; ``images`` float in [-1, 1]. No gradients."""
+def normalised_cam(model: DomainClassifier, images: torch.Tensor, classes: torch.Tensor, kind: str = "own") -> torch.Tensor:
+    """SAAGAN's spatial prior: the CAM of each image's own class (``kind``: see
+    :meth:`DomainClassifier.cam`), min-max normalised to [0, 1] per image and resized (bilinear)
+    to the images' size; ``images`` float in [-1, 1]. No gradients."""
     with torch.no_grad():
-        maps = model.cam(resize_for(images, model.input_size), classes).float()
+        maps = model.cam(resize_for(images, model.input_size), classes, kind).float()
         low = maps.amin(dim=(2, 3), keepdim=True)
         high = maps.amax(dim=(2, 3), keepdim=True)
         maps = (maps - low) / (high - low).clamp_min(1e-8)

@@ -215,28 +215,39 @@ class UAITAttentionNetwork(nn.Module):
     The paper's table prints the first convolution with stride 1, which with one stride-2
     convolution and two up-samplings would return twice the input size; the authors' code uses
     stride 2 there, the consistent reading taken here: the output has the input's size for any
-    side divisible by 4. (Their code's convolutions after up-sampling are 1x1 by a quirk of
-    argument passing; these are the 3x3 the paper describes.)
+    side divisible by 4.
+
+    ``head`` chooses the three convolutions after the up-samplings: ``paper`` is the printed
+    3x3, 3x3, 7x7; ``authors`` is what the authors' TensorFlow code runs, where the kernel size
+    is passed in the wrong argument so all three are 1x1 (the mask is then a quarter-resolution
+    map, blown up by nearest up-sampling and per-pixel layers). Both keep the same layer
+    indices, so a checkpoint's keys do not depend on the head (only the kernel shapes do).
     """
 
-    def __init__(self, input_nc: int = 3, ngf: int = 32) -> None:
+    HEADS = ("paper", "authors")
+
+    def __init__(self, input_nc: int = 3, ngf: int = 32, head: str = "paper") -> None:
         super().__init__()
+        if head not in self.HEADS:
+            raise ValueError(f"head must be one of {self.HEADS}, got {head!r}")
         norm = networks.norm_layer_factory("instance")
+        after_upsampling = {"paper": (3, 3, 7), "authors": (1, 1, 1)}[head]
 
         def conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> list[nn.Module]:
             return [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel, stride), norm(c_out), nn.ReLU(True)]
 
         up = [nn.Upsample(scale_factor=2, mode="nearest")]
+        k1, k2, k3 = after_upsampling
         self.model = nn.Sequential(
             *conv(input_nc, ngf, 7, 2),
             *conv(ngf, ngf * 2, 3, 2),
             networks.ResnetBlock(ngf * 2, "instance"),
             *up,
-            *conv(ngf * 2, ngf * 2, 3),
+            *conv(ngf * 2, ngf * 2, k1),
             *up,
-            *conv(ngf * 2, ngf, 3),
-            nn.ReflectionPad2d(3),
-            nn.Conv2d(ngf, 1, 7),
+            *conv(ngf * 2, ngf, k2),
+            nn.ReflectionPad2d(k3 // 2),
+            nn.Conv2d(ngf, 1, k3),
             nn.Sigmoid(),
         )
 

@@ -17,7 +17,7 @@ Naming follows CycleGAN: ``G_A: A -> B`` and ``D_A`` judges its output against r
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -81,6 +81,30 @@ def add_attention_options(
         help="mask paired with a real image for the attention-guided D: fake = the mask of the "
         "translation being judged (the papers' [M_y, y]); own = the other generator's mask on that real image",
     )
+    add_mask_gradient_option(g)
+
+
+def add_mask_gradient_option(group: argparse._ArgumentGroup) -> None:
+    """``--mask_gradient_freq``: a diagnostic of which loss term moves the masks (see :func:`mask_gradient_norms`)."""
+    group.add_argument("--mask_gradient_freq", type=int, default=0,
+                       help="every N steps, log the norm of the gradient each weighted generator term sends to the "
+                       "mask logits (grad_<term>; the latest values appear in every log line); 0: off")
+
+
+def mask_gradient_norms(terms: dict[str, torch.Tensor], masks: list[torch.Tensor]) -> dict[str, float]:
+    """For each term, the norm of its gradient with respect to the logits of the sigmoid ``masks``
+    (``dL/dz = dL/dM * M * (1 - M)``; for scheme II's softmax, the same factor on the total
+    foreground attention). Terms that do not reach the masks give 0. The graph is kept."""
+    norms = {}
+    for name, term in terms.items():
+        if not term.requires_grad:
+            norms[f"grad_{name}"] = 0.0
+            continue
+        grads = torch.autograd.grad(term.float(), masks, retain_graph=True, allow_unused=True)
+        squared = sum(float(((g.float() * m.detach().float() * (1 - m.detach().float())) ** 2).sum())
+                      for g, m in zip(grads, masks) if g is not None)
+        norms[f"grad_{name}"] = squared ** 0.5
+    return norms
 
 
 class AttentionCycleModel(BaseModel):
@@ -126,6 +150,8 @@ class AttentionCycleModel(BaseModel):
         super().__init__(opt, device)
         self.add_generators()
         self.monitor = AttentionMonitor()
+        self.steps_taken = 0  # in this process since it started (for --mask_gradient_freq)
+        self.mask_gradients: dict[str, float] = {}
         if not self.is_train:
             return
         self.add_network("D_A", self.build_discriminator(opt.output_nc), train_only=True)
@@ -234,22 +260,43 @@ class AttentionCycleModel(BaseModel):
             return self.att_B.detach(), self.att_A.detach()
         return self.att_A.detach(), self.att_B.detach()
 
-    def optimize_parameters(self) -> dict[str, float]:
-        self.forward()
+    #: Update the discriminators before the generators in each step (SAAGAN's Algorithm 1); the
+    #: CycleGAN code base, and the AGGAN/AttentionGAN/UAIT code built on it, update G first.
+    discriminator_first: ClassVar[bool] = False
+
+    def generator_step(self) -> dict[str, torch.Tensor]:
+        """Minimise Eq. (9) over the generators (discriminators fixed); returns its weighted terms."""
         networks.set_requires_grad(self.discriminators, False)
         recon, adversarial = self.generator_terms()
         w_recon, w_adv = self.curriculum.weights(self.epoch)
-        self.minimize("G", {**{k: w_recon * v for k, v in recon.items()}, **{k: w_adv * v for k, v in adversarial.items()}})
+        objective = {**{k: w_recon * v for k, v in recon.items()}, **{k: w_adv * v for k, v in adversarial.items()}}
+        freq = getattr(self.opt, "mask_gradient_freq", 0)
+        if freq and self.steps_taken % freq == 0:
+            self.mask_gradients = mask_gradient_norms(objective, [self.att_A, self.att_B])
+        self.minimize("G", objective)
+        return {**recon, **adversarial}
 
+    def discriminator_step(self) -> dict[str, torch.Tensor]:
+        """Minimise the discriminators' losses on this step's (pooled, detached) translations."""
         networks.set_requires_grad(self.discriminators, True)
         d_losses = self.discriminator_losses()
         self.minimize("D", d_losses)
+        return d_losses
 
-        losses = {name: float(value.detach()) for name, value in {**recon, **adversarial, **d_losses}.items()}
+    def optimize_parameters(self) -> dict[str, float]:
+        self.forward()
+        steps = (self.discriminator_step, self.generator_step) if self.discriminator_first else (
+            self.generator_step, self.discriminator_step)
+        terms: dict[str, torch.Tensor] = {}
+        for step in steps:
+            terms.update(step())
+        self.steps_taken += 1
+        losses = {name: float(value.detach()) for name, value in terms.items()}
+        losses.update(self.mask_gradients)
         losses["mean_att_A"] = self.monitor.record("A", self.att_A)
         losses["mean_att_B"] = self.monitor.record("B", self.att_B)
         if self.curriculum.enabled:
-            losses["r"] = w_recon
+            losses["r"] = self.curriculum.weights(self.epoch)[0]
         return losses
 
     def epoch_diagnostics(self) -> list[str]:

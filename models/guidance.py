@@ -19,7 +19,8 @@ next visit of the same training image.
   mean the stored map and the next crop do not line up, so the bank stores maps in the
   coordinates of the resized image (``bank_size x bank_size`` cells covering it), pasting each
   new map where its crop lay (un-flipped) and reading the current crop (flipped) back.
-  Unvisited cells are ones, the paper's start; test time uses ones.
+  Unvisited cells are ones, the paper's start; test time uses ones. Under ``torchrun`` every
+  process stores every process's writes, so an image finds its map whichever process visits it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from torch import nn
 from models import networks
 
 D_ATTENTIONS = ("pha", "tam")
-JOINS = ("rhp", "alpha")
+JOINS = ("rhp", "alpha", "none")
 
 
 @dataclass
@@ -128,16 +129,34 @@ class AttentionTransfer(nn.Module):
 
 
 def join(image: torch.Tensor, attention: torch.Tensor, how: str) -> torch.Tensor:
-    """RHP ``(M + 1) * x`` (Eq. 4) or alpha ``[x, M]`` (Eq. 5); ``attention`` is ``B x 1 x H x W``."""
+    """RHP ``(M + 1) * x`` (Eq. 4) or alpha ``[x, M]`` (Eq. 5); ``attention`` is ``B x 1 x H x W``.
+    ``none``: the image alone, the no-guidance control (same networks, the map is ignored)."""
     if how == "rhp":
         return (attention + 1) * image
     if how == "alpha":
         return torch.cat([image, attention], dim=1)
+    if how == "none":
+        return image
     raise ValueError(f"--join must be one of {JOINS}, got {how!r}")
 
 
 def joined_channels(image_channels: int, how: str) -> int:
     return image_channels + (1 if how == "alpha" else 0)
+
+
+def constant_map(image: torch.Tensor, level: float) -> torch.Tensor:
+    """The map a translation without a stored one gets: ``level`` everywhere, ``B x 1 x H x W``."""
+    return torch.full_like(image[:, :1], level)
+
+
+def mean_map_level(banks: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Per side, the mean of the stored maps of a bank's state (``AttentionBank.state_dict``)."""
+    levels = {}
+    for side, state in banks.items():
+        maps = list(state["maps"].values())
+        if maps:
+            levels[side] = float(torch.stack(maps).float().mean())
+    return levels
 
 
 def _grid(geometry: torch.Tensor, size: tuple[int, int], to_bank: bool) -> torch.Tensor:
@@ -166,7 +185,12 @@ def _grid(geometry: torch.Tensor, size: tuple[int, int], to_bank: bool) -> torch
 
 class AttentionBank:
     """The discriminator's last map for each training image of one domain, in resized-image
-    coordinates, kept for the images this process has visited (keyed by dataset index)."""
+    coordinates, keyed by dataset index.
+
+    Under ``torchrun`` the sampler reshuffles which process sees which image every epoch, so the
+    bank is global: each process pastes its own batch's maps (:meth:`paste`), the pasted maps of
+    every process are exchanged, and every process stores all of them (:meth:`store`).
+    """
 
     def __init__(self, bank_size: int = 32) -> None:
         self.bank_size = bank_size
@@ -182,16 +206,23 @@ class AttentionBank:
         return F.grid_sample(self._stack(indices).to(geometry.device), grid, mode="bilinear", padding_mode="border",
                              align_corners=False)
 
-    def write(self, indices: torch.Tensor, geometry: torch.Tensor, attention: torch.Tensor) -> None:
-        """Paste each crop's map where the crop lay; cells outside the crop keep their value."""
+    def paste(self, indices: torch.Tensor, geometry: torch.Tensor, attention: torch.Tensor) -> tuple[list[int], torch.Tensor]:
+        """The bank entries of ``indices`` with each crop's map pasted where the crop lay (cells
+        outside the crop keep their value): ``(indices, B x 1 x side x side)`` on the CPU, not stored yet."""
         side = self.bank_size
         grid = _grid(geometry.float(), (side, side), to_bank=True)
         inside = (grid.abs() <= 1).all(dim=-1).unsqueeze(1).cpu()
         pasted = F.grid_sample(attention.detach().float(), grid.to(attention.device), mode="bilinear",
                                padding_mode="border", align_corners=False).cpu()
-        updated = torch.where(inside, pasted, self._stack(indices))
-        for i, index in enumerate(indices.cpu()):
-            self.maps[int(index)] = updated[i]
+        return [int(i) for i in indices.cpu()], torch.where(inside, pasted, self._stack(indices))
+
+    def store(self, indices: list[int], maps: torch.Tensor) -> None:
+        for i, index in enumerate(indices):
+            self.maps[index] = maps[i]
+
+    def write(self, indices: torch.Tensor, geometry: torch.Tensor, attention: torch.Tensor) -> None:
+        """:meth:`paste` and :meth:`store` in one process."""
+        self.store(*self.paste(indices, geometry, attention))
 
     def state_dict(self) -> dict[str, Any]:
         return {"bank_size": self.bank_size, "maps": {i: m.clone() for i, m in self.maps.items()}}

@@ -10,7 +10,8 @@ Two registered models, built on the CycleGAN and pix2pix models:
 Shared pieces (``models/guidance.py``): PHA / TAM discriminators (``--d_attention``), the
 transfer function ``T`` (``--transfer bilinear|learned``, the learned one trained with the
 generators), RHP / alpha joins (``--join``), and the per-image bank of Eq. (1), kept in the
-checkpoint (per ``torchrun`` process: each covers its own shard) so ``--continue_train`` is exact.
+checkpoint so ``--continue_train`` is exact; under ``torchrun`` every process stores every
+process's maps, so the bank is global whichever process the sampler sends an image to.
 At test time, and for a translation that is not a dataset image (the cycle's second pass, the
 identity term), the map is all ones (Sec. 4: "an all-one attention map is used as the
 placeholder").
@@ -25,6 +26,20 @@ horse2zebra and day2night (the unpaired default here), 100 + 100 for apple2orang
 Table 1 columns: PHA+Alpha ``--d_attention pha --join alpha``; PHA+RHP (default)
 ``--d_attention pha --join rhp``; TAM+Alpha ``--d_attention tam --join alpha``; TAM+RHP
 ``--d_attention tam --join rhp``.
+
+The test-time map (``--test_map``). A ResNet generator with instance norm is exactly invariant to
+a constant map: RHP scales its input by a constant and alpha adds a constant channel, and the
+instance norm after the first convolution removes both. So for ``guidegan`` the all-ones test
+map is neutral, and a flat map in training (a TAM whose mask stays uniform) guides nothing. The
+paired U-Net is not invariant: its first layer has no norm and feeds the outermost skip, so it
+trains on ``(1 + M) x`` with ``M`` about 0.4-0.5 and would be tested on ``2 x``. ``--test_map mean``
+tests on the mean of the maps the run stored instead (docs/benchmark.md, "GuideGAN findings",
+has both on maps).
+
+Isolating the guidance: ``--join none`` is the no-guidance control (the same generator and
+attentive discriminators, the map ignored); the paper's loss weights differ from its baselines'
+(GAN 10 / L1 10 against pix2pix's 1 / 100; GAN 10 and no identity against CycleGAN's 1 and 0.5),
+so a comparison of the guidance alone passes the baseline's weights to both (docs/benchmark.md).
 
 Choices where the paper is silent: PHA reads the output of the 4th convolution block (after its
 normalisation and LeakyReLU); the map stored for an image is the one ``D`` gave its translation
@@ -48,12 +63,16 @@ from models.guidance import (
     AttentionTransfer,
     AttentiveDiscriminator,
     DiscriminatorOutput,
+    constant_map,
     join,
     joined_channels,
+    mean_map_level,
 )
 from models.inference import GuidedTranslator
 from models.pix2pix_model import Pix2PixModel
 from models.registry import register_model
+from util import distributed
+from util.errors import UserError
 
 
 def add_guidance_options(parser: argparse.ArgumentParser, is_train: bool) -> None:
@@ -64,6 +83,9 @@ def add_guidance_options(parser: argparse.ArgumentParser, is_train: bool) -> Non
                    help="how the generator's input takes the map: rhp (M+1)*x, or alpha [x, M] (4 channels)")
     g.add_argument("--transfer", type=str, default="bilinear", choices=("bilinear", "learned"),
                    help="g(M): bilinear resizing, or a small learned up-sampler trained with the generators")
+    g.add_argument("--test_map", type=str, default="ones", choices=("ones", "mean"),
+                   help="the constant map at test time: all ones (Sec. 4), or the mean of the maps the run stored in "
+                   "training (the level the generator was trained on)")
     if is_train:
         g.add_argument("--lambda_gan", type=float, default=10.0, help="weight of the adversarial terms (Appendix A)")
         g.add_argument("--bank_size", type=int, default=32, help="cells per side of each stored map")
@@ -78,6 +100,7 @@ class Guided:
         learned = self.opt.transfer == "learned"
         self.add_network("T", AttentionTransfer(learned=learned), trainable=learned)
         self.banks: dict[str, AttentionBank] = {}
+        self.test_levels: dict[str, float] = {}  # --test_map mean (see prepare_from_checkpoint)
         self.feeding: dict[str, torch.Tensor] = {}  # the maps fed to the generators in this step
         self.given: dict[str, torch.Tensor] = {}  # the maps D gave this step's translations
 
@@ -95,12 +118,15 @@ class Guided:
         return self.attentive_discriminator(input_nc)
 
     def guided(self, side: str, image: torch.Tensor, stored: bool) -> torch.Tensor:
-        """``join(image, T(M))``: ``M`` from the bank for a dataset image (``stored``) in training, else ones."""
+        """``join(image, T(M))``: ``M`` from the bank for a dataset image (``stored``) in training; at
+        test time the ``--test_map`` level; ones for every other translation (cycle, identity)."""
         size = image.shape[-2:]
         if stored and self.is_train and self.batch_keys.get(side) is not None:
             indices, geometry = self.batch_keys[side]
             bank = self.banks.setdefault(side, AttentionBank(self.opt.bank_size))
             attention = bank.read(indices, geometry.to(image.device), size).to(image.dtype)
+        elif stored and not self.is_train:
+            attention = constant_map(image, self.test_levels.get(side, 1.0))
         else:
             attention = torch.ones_like(image[:, :1])
         attention = self.networks["T"](attention, size)
@@ -108,21 +134,47 @@ class Guided:
             self.feeding[side] = attention
         return join(image, attention, self.opt.join)
 
+    def prepare_from_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """``--test_map mean``: the mean of the maps the run stored, per side, from the checkpoint's banks."""
+        if getattr(self.opt, "test_map", "ones") != "mean":
+            return
+        banks = checkpoint["state"].get("extra", {}).get("banks") or {}
+        if not banks:  # written before the banks were global: one per process
+            for rank in checkpoint.get("ranks", []):
+                banks = {**rank["state"].get("extra", {}).get("banks", {}), **banks}
+        self.test_levels = mean_map_level(banks)
+        if not self.test_levels:
+            raise UserError("--test_map mean: the checkpoint holds no stored maps (it was converted or never trained); "
+                            "use --test_map ones")
+        self.note("--test_map mean: constant maps at " + ", ".join(f"{side} {v:.3f}" for side, v in self.test_levels.items()))
+
     def keep_keys(self, batch: dict[str, Any], sides: str) -> None:
         self.batch_keys = {side: (batch[f"{side}_index"], batch[f"{side}_geometry"]) if f"{side}_index" in batch else None
                            for side in sides}
 
     def remember(self, side: str, attention: torch.Tensor) -> None:
-        """Eq. (1): keep ``D``'s map of this translation for the image's next visit."""
+        """Eq. (1): keep ``D``'s map of this translation for the image's next visit, in every
+        ``torchrun`` process (the next visit may come from another one)."""
         keys = self.batch_keys.get(side)
-        if keys is not None:
-            self.banks.setdefault(side, AttentionBank(self.opt.bank_size)).write(keys[0], keys[1], attention)
+        bank = self.banks.setdefault(side, AttentionBank(self.opt.bank_size))
+        pasted = bank.paste(keys[0], keys[1], attention) if keys is not None else None
+        for written in distributed.all_gather_objects(pasted):
+            if written is not None:
+                bank.store(*written)
 
-    def extra_rank_state(self) -> dict[str, Any]:
+    def extra_state(self) -> dict[str, Any]:
+        """The banks are the same in every process: saved once, with the weights."""
         return {"banks": {side: bank.state_dict() for side, bank in self.banks.items()}}
 
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self._load_banks(state.get("banks", {}))
+
     def load_extra_rank_state(self, state: dict[str, Any]) -> None:
-        for side, bank_state in state.get("banks", {}).items():
+        """Checkpoints written before the banks were global kept one per process."""
+        self._load_banks(state.get("banks", {}))
+
+    def _load_banks(self, states: dict[str, Any]) -> None:
+        for side, bank_state in states.items():
             bank = AttentionBank(bank_state["bank_size"])
             bank.load_state_dict(bank_state)
             self.banks[side] = bank
@@ -159,7 +211,8 @@ class GuideGANModel(Guided, CycleGANModel):
 
     def inference_module(self, direction: str = "AtoB", target_domain: str | None = None) -> torch.nn.Module:
         generator = self.networks["G_A" if direction == "AtoB" else "G_B"].network
-        return GuidedTranslator(generator, self.networks["T"].network, self.opt.join)
+        return GuidedTranslator(generator, self.networks["T"].network, self.opt.join,
+                                self.test_levels.get("A" if direction == "AtoB" else "B", 1.0))
 
     def generator_losses(self) -> dict[str, torch.Tensor]:
         losses = super().generator_losses()
@@ -215,7 +268,8 @@ class GuideGANPairedModel(Guided, Pix2PixModel):
 
     def inference_module(self, direction: str = "AtoB", target_domain: str | None = None) -> torch.nn.Module:
         Pix2PixModel.inference_module(self, direction)  # the same one-direction check
-        return GuidedTranslator(self.networks["G"].network, self.networks["T"].network, self.opt.join)
+        return GuidedTranslator(self.networks["G"].network, self.networks["T"].network, self.opt.join,
+                                self.test_levels.get("A", 1.0))
 
     def set_input(self, batch: dict[str, Any]) -> None:
         super().set_input(batch)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.attention import fuse_single
+from models.guidance import constant_map, join
 
 
 class Translator(nn.Module):
@@ -59,19 +60,18 @@ class SeparateAttentionTranslator(nn.Module):
 
 
 class GuidedTranslator(nn.Module):
-    """GuideGAN's generator at test time: the input joined with an all-ones map (Sec. 4)."""
+    """GuideGAN's generator at test time: the input joined with a constant map, all ones (Sec. 4)
+    or ``level`` (``--test_map mean``)."""
 
     output_names: tuple[str, ...] = ("output",)
 
-    def __init__(self, generator: nn.Module, transfer: nn.Module, join: str) -> None:
+    def __init__(self, generator: nn.Module, transfer: nn.Module, join: str, level: float = 1.0) -> None:
         super().__init__()
-        self.generator, self.transfer, self.join = generator, transfer, join
+        self.generator, self.transfer, self.join, self.level = generator, transfer, join, level
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        ones = torch.ones_like(image[:, :1])
-        attention = self.transfer(ones, image.shape[-2:])
-        joined = (attention + 1) * image if self.join == "rhp" else torch.cat([image, attention], 1)
-        return (self.generator(joined),)
+        attention = self.transfer(constant_map(image, self.level), image.shape[-2:])
+        return (self.generator(join(image, attention, self.join)),)
 
 
 class ConditionedTranslator(nn.Module):

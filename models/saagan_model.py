@@ -6,9 +6,16 @@ translation branch ``G_T(x)``; ``F = G_B`` maps back. ``D_A`` judges B images (t
 
 - Eq. (1), Sec. 3.1: ``C(x) = f(x) . W_c``, the class activation map of a classifier whose last
   fully connected layer is a 1x1 convolution (:class:`evaluation.domain_classifier.DomainClassifier`,
-  trained by ``scripts/train_cam_classifier.py``; frozen here). The CAM of the image's own class
-  is normalised to [0, 1] per image and resized to the image (the same crop and flip the
-  generator sees: it is computed on the batch itself).
+  trained by ``scripts/train_cam_classifier.py``; frozen here). With the paper's ImageNet
+  ResNet-50 only the new 1x1 layer is trained (``--finetune head``, that script's default for a
+  pretrained backbone) at 256 px, so the CAM is 8x8. The CAM of the image's own class
+  (``--cam own``) is normalised to [0, 1] per image and resized to the image (the same crop and
+  flip the generator sees: it is computed on the batch itself).
+  ``--cam difference`` uses the own map minus the other class's: with a two-class softmax head,
+  ``w_A + w_B`` keeps its random initial value through training (the cross-entropy's gradients on
+  the two rows cancel), so half of every own-class map is an untrained projection of the
+  features; the difference is the trained part alone. Measured in docs/benchmark.md ("SAAGAN
+  findings").
 - Eq. (5): the ternary prior ``A(x)``: 0 where ``C(x) < theta_l`` (0.2), 1 where ``C(x) > theta_h``
   (0.7), 0.5 between (:func:`ternary_mask`). ``--attention_prior masks`` (Sec. 4.6, Table 6) uses
   the ground-truth masks instead, falling back to the CAM for images without one.
@@ -29,6 +36,8 @@ translation branch ``G_T(x)``; ``F = G_B`` maps back. ``D_A`` judges B images (t
 - Sec. 3.5 / 4.1.2: PatchGAN of conv-BatchNorm-LeakyReLU blocks (the first one normalised
   too), sigmoid output and log loss, spectral normalisation; Adam lr 2e-4, beta1 0.5, batch 1,
   100 + 100 epochs; load 286 / crop 256.
+- Algorithm 1: each iteration updates the discriminators first, then the generators (the
+  CycleGAN-based models of this project do G first); both see the same forward pass.
 
 Table 4 ablations: ``w/o smooth`` = ``--lambda_smooth 0``, ``w/o RA`` = ``--no_revised_adversarial``
 (unweighted adversarial loss), ``w/o FSA`` = ``--no_fake_augmentation``, ``w/o cycle`` =
@@ -50,7 +59,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluation.domain_classifier import DomainClassifier, load_domain_classifier, normalised_cam
+from evaluation.domain_classifier import (
+    CAM_KINDS,
+    DomainClassifier,
+    cam_resolution_problem,
+    load_domain_classifier,
+    normalised_cam,
+)
 from models import networks
 from models.attention import AttentionOutput, BranchedAttentionGenerator, fuse_single, tv_loss
 from models.attention_cycle import AttentionCycleModel, add_switch
@@ -75,12 +90,21 @@ def attention_loss(prediction: torch.Tensor, prior: torch.Tensor) -> torch.Tenso
 
 @register_model("saagan")
 class SAAGANModel(AttentionCycleModel):
+    discriminator_first = True  # Algorithm 1: D, then G, in every iteration
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser.set_defaults(no_dropout=True, dataset_mode="unaligned")
         g = parser.add_argument_group("SAAGAN")
         g.add_argument("--theta_low", type=float, default=0.2, help="CAM below this: background (0) in the ternary mask")
         g.add_argument("--theta_high", type=float, default=0.7, help="CAM above this: object (1) in the ternary mask")
+        g.add_argument(
+            "--cam",
+            type=str,
+            default="own",
+            choices=CAM_KINDS,
+            help="the prior's map: the own class's CAM (own, Eq. 1) or own minus the other class's (difference: the "
+            "part of the map that training shaped; see models/saagan_model.py)",
+        )
         if is_train:
             g.add_argument(
                 "--cam_classifier",
@@ -164,6 +188,9 @@ class SAAGANModel(AttentionCycleModel):
         if model.n_classes > 2 or len(info.get("domains") or "AB") != 2:
             raise UserError(f"CAM classifier {path} knows {len(info['domains'])} classes; SAAGAN needs one trained on "
                             f"the two domains (scripts/train_cam_classifier.py --dataroot {opt.dataroot})")
+        problem = cam_resolution_problem(model.backbone, model.input_size)
+        if problem:
+            raise UserError(f"CAM classifier {path}: {problem} (retrain it with scripts/train_cam_classifier.py)")
         self.classifier_info = info
         accuracy = (info.get("accuracy") or {}).get("accuracy")
         self.note(f"CAM classifier {path}: {len(info.get('domains', {})) or 2} classes, held-out accuracy "
@@ -195,7 +222,7 @@ class SAAGANModel(AttentionCycleModel):
         opt = self.opt
         for side, image in (("A", self.real_A), ("B", self.real_B)):
             classes = torch.full((image.shape[0],), self.own_class(side), device=image.device, dtype=torch.long)
-            cam = normalised_cam(self.networks["C"].network, image, classes)
+            cam = normalised_cam(self.networks["C"].network, image, classes, opt.cam)
             prior = ternary_mask(cam, opt.theta_low, opt.theta_high)
             mask, has_mask = self.batch_masks[side]
             if getattr(opt, "attention_prior", "cam") == "masks" and mask is not None:

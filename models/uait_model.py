@@ -30,15 +30,25 @@ Choices where the paper is ambiguous (documented, the alternative selectable):
   (``--fake_foreground generator``, default); the authors' code shows the fused ``s'``
   (``--fake_foreground fused``).
 - The threshold is ``A >= tau`` as in the code (the paper writes ``>``).
+- The attention networks' three convolutions after up-sampling: the paper's 3x3, 3x3, 7x7
+  (``--attention_head paper``, default) or what the authors' code runs, all 1x1 (``--attention_head
+  authors``: the kernel size lands in the wrong argument of their conv helper). See
+  :class:`models.attention.UAITAttentionNetwork` and docs/benchmark.md, "UAIT findings", for what
+  each does to the mask.
 
 Table 2 ablations:
 - ``Ours-cycle``: ``--lambda_A 0 --lambda_B 0`` (no cycle loss);
 - ``Ours-cycleAtt``: ``--cycle_attention source`` (the cycle reuses ``A_S(s)`` instead of ``A_T(s')``);
 - ``Ours-As`` / ``Ours-At``: ``--attention_networks source`` / ``target`` (the missing network is
-  all ones: that side translates the whole image, as CycleGAN);
+  all ones: that side translates the whole image, as CycleGAN). Each discriminator judges a real
+  image through its own domain's network and a fake through the other's, so with one network
+  the stage-2 discriminators see whole images on both sides (a masked real against a whole fake
+  could be told apart by the black region alone); the attention network is still frozen;
 - ``Ours-D``: ``--d_input whole`` (whole-image discriminators throughout; attention still frozen);
-- ``Ours-D-A``: ``--d_input whole --no_freeze_attention`` (and ``--no_freeze_attention`` alone keeps
-  the masked discriminators but trains the attention networks throughout).
+- ``Ours-D-A``: ``--d_input whole --no_freeze_attention``. ``--no_freeze_attention`` with the masked
+  discriminators needs ``--fake_foreground fused``: with ``F(s)`` behind a thresholded mask the
+  attention networks would get no adversarial gradient and only the cycle would pull the mask shut,
+  so that combination is refused.
 """
 
 from __future__ import annotations
@@ -50,7 +60,7 @@ from torch import nn
 
 from models import networks
 from models.attention import AttentionOutput, UAITAttentionNetwork, fuse_single
-from models.attention_cycle import AttentionCycleModel, add_switch
+from models.attention_cycle import AttentionCycleModel, add_mask_gradient_option, add_switch
 from models.base_model import Visual
 from models.cycle_gan_model import add_cycle_loss_options
 from models.inference import SeparateAttentionTranslator
@@ -59,7 +69,8 @@ from models.registry import register_model
 
 @register_model("uait")
 class UAITModel(AttentionCycleModel):
-    architecture_options = AttentionCycleModel.architecture_options + ("attention_networks", "ngf_attention")
+    architecture_options = AttentionCycleModel.architecture_options + ("attention_networks", "ngf_attention",
+                                                                       "attention_head")
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -72,6 +83,14 @@ class UAITModel(AttentionCycleModel):
             help="A_S and A_T (both), or only A_S / only A_T (Table 2: Ours-As, Ours-At); a missing one is all ones",
         )
         parser.add_argument("--ngf_attention", type=int, default=32, help="filters of the attention networks' first layer")
+        parser.add_argument(
+            "--attention_head",
+            type=str,
+            default="paper",
+            choices=UAITAttentionNetwork.HEADS,
+            help="the attention networks' convolutions after up-sampling: 3x3, 3x3, 7x7 (paper) or all 1x1 "
+            "(authors: what their code runs)",
+        )
         g = parser.add_argument_group("UAIT")
         g.add_argument("--switch_epoch", type=int, default=30, help="epochs of stage 1 (whole-image discriminators)")
         g.add_argument("--tau", type=float, default=0.1, help="threshold of the attention maps the discriminators see")
@@ -84,6 +103,7 @@ class UAITModel(AttentionCycleModel):
                 choices=("foreground", "whole"),
                 help="what the discriminators see in stage 2: the thresholded foreground (paper) or whole images (Ours-D)",
             )
+            add_mask_gradient_option(g)
             add_switch(g, "freeze_attention", True, "freeze the attention networks in stage 2 (Ours-D-A turns it off)")
             g.add_argument(
                 "--fake_foreground",
@@ -119,6 +139,15 @@ class UAITModel(AttentionCycleModel):
             problems.append(f"--tau {opt.tau}: must be in [0, 1)")
         if opt.ngf_attention < 1:
             problems.append(f"--ngf_attention {opt.ngf_attention}: must be >= 1")
+        if (opt.isTrain and not opt.freeze_attention and opt.d_input == "foreground"
+                and opt.fake_foreground == "generator"):
+            problems.append(
+                "--no_freeze_attention with --d_input foreground and --fake_foreground generator: in stage 2 the "
+                "discriminators would see F(s) through a thresholded mask, so the attention networks would get no "
+                "adversarial gradient and the cycle loss alone would pull their masks shut. Add --fake_foreground "
+                "fused (the discriminators then judge the fused s', which the mask shapes), or --d_input whole "
+                "(Ours-D-A), or keep the attention frozen"
+            )
         return problems
 
     # ------------------------------------------------------------------ networks
@@ -132,7 +161,7 @@ class UAITModel(AttentionCycleModel):
         kept = {"both": "AB", "source": "A", "target": "B"}[opt.attention_networks]
         for side in kept:
             self.add_network(f"A_{side}", UAITAttentionNetwork(opt.input_nc if side == "A" else opt.output_nc,
-                                                               opt.ngf_attention))
+                                                               opt.ngf_attention, opt.attention_head))
 
     def translate(self, side: str, image: torch.Tensor, mask: torch.Tensor | None = None) -> AttentionOutput:
         """Eq. (1) for an image of domain ``side``; without its attention network the mask is all
@@ -164,6 +193,19 @@ class UAITModel(AttentionCycleModel):
         """Past ``--switch_epoch`` (at test time: the checkpoint was trained past it)."""
         return self.epoch > self.opt.switch_epoch
 
+    @property
+    def masked_discriminators(self) -> bool:
+        """Whether the discriminators now see the thresholded foreground (Eq. 6-7).
+
+        Only in stage 2, with ``--d_input foreground`` and both attention networks. Each
+        discriminator judges a real image of one domain through that domain's attention network
+        and a fake through the other's, so with one network missing (Ours-As / Ours-At) one of
+        the two would be masked and the other whole: the discriminator could tell real from fake
+        by the black region alone. Such runs keep whole images for both, as Ours-D does.
+        """
+        return (self.second_stage and getattr(self.opt, "d_input", "foreground") == "foreground"
+                and self.opt.attention_networks == "both")
+
     def on_epoch_start(self, epoch: int) -> None:
         was_second = self.second_stage
         super().on_epoch_start(epoch)
@@ -171,22 +213,26 @@ class UAITModel(AttentionCycleModel):
             return
         if self.second_stage and not was_second:
             frozen = "frozen" if self.opt.freeze_attention else "still training (--no_freeze_attention)"
-            seen = "the thresholded foreground" if self.opt.d_input == "foreground" else "whole images (--d_input whole)"
-            self.note(f"UAIT stage 2 from epoch {epoch}: attention networks {frozen}; discriminators see {seen}, "
-                      f"without instance norm")
-        masked = self.second_stage and self.opt.d_input == "foreground"
+            if self.masked_discriminators:
+                seen = "the thresholded foreground, without instance norm"
+            elif self.opt.d_input == "whole":
+                seen = "whole images (--d_input whole)"
+            else:
+                seen = (f"whole images (--attention_networks {self.opt.attention_networks}: with one attention network "
+                        f"a masked real and a whole fake would meet in one discriminator)")
+            self.note(f"UAIT stage 2 from epoch {epoch}: attention networks {frozen}; discriminators see {seen}")
         for net in self.discriminators:
-            networks.set_instance_norm(net, not masked)
+            networks.set_instance_norm(net, not self.masked_discriminators)
         networks.set_requires_grad(self.attention_networks, not (self.second_stage and self.opt.freeze_attention))
 
     def discriminator_view(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Eq. (6): in stage 2 only the pixels whose attention reaches ``tau`` (all of it before)."""
-        if self.second_stage and self.opt.d_input == "foreground":
+        if self.masked_discriminators:
             return image * (mask >= self.opt.tau).to(image.dtype)
         return image
 
     def fakes_for_discriminators(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.second_stage and self.opt.d_input == "foreground" and self.opt.fake_foreground == "generator":
+        if self.masked_discriminators and self.opt.fake_foreground == "generator":
             return self.out_A.contents[:, 0], self.out_B.contents[:, 0]
         return self.fake_B, self.fake_A
 
@@ -205,6 +251,6 @@ class UAITModel(AttentionCycleModel):
     def intermediate_visuals(self, side: str, out: AttentionOutput) -> dict[str, Visual]:
         """``F(x)``, and from stage 2 on the thresholded mask the discriminators saw."""
         visuals = {f"content_{side}": Visual(out.contents[:, 0], side, "content")}
-        if self.second_stage and getattr(self.opt, "d_input", "foreground") == "foreground":
+        if self.masked_discriminators:
             visuals[f"d_mask_{side}"] = Visual((out.foreground >= self.opt.tau).float(), side, "mask")
         return visuals

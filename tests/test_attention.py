@@ -265,3 +265,35 @@ def test_train_resume_and_test_show_attention_maps(tmp_path, model):
 
     if not chromium_missing_reason():
         assert all(item["naturalWidth"] > 0 for item in image_load_report(page))
+
+
+def test_mask_gradient_norms_by_hand():
+    from models.attention_cycle import mask_gradient_norms
+
+    logits = torch.randn(1, 1, 4, 4, requires_grad=True)
+    mask = torch.sigmoid(logits)
+    weights = torch.rand(1, 1, 4, 4)
+    terms = {"linear": (mask * weights).sum(), "constant": torch.tensor(2.0), "twice": 2 * (mask * weights).sum()}
+    norms = mask_gradient_norms(terms, [mask])
+    by_hand = float(torch.autograd.grad((mask * weights).sum(), logits, retain_graph=True)[0].norm())
+    assert norms["grad_linear"] == pytest.approx(by_hand, rel=1e-5)
+    assert norms["grad_twice"] == pytest.approx(2 * by_hand, rel=1e-5) and norms["grad_constant"] == 0.0
+
+
+def test_mask_gradients_are_logged_every_n_steps():
+    opt = parse_train_options(["--model", "aggan", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG",
+                               "resnet_6blocks", "--mask_gradient_freq", "2"])
+    model = create_model("aggan", opt, torch.device("cpu"))
+    model.setup()
+    batch = {"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1}
+    first = model.train_step(batch)
+    assert {"grad_cycle_A", "grad_pixel", "grad_G_A", "grad_G_AA", "grad_tv"} <= set(first)
+    assert first["grad_pixel"] > 0 and first["grad_cycle_A"] > 0
+    second = model.train_step(batch)  # not a step that measures: the latest values are repeated
+    assert all(second[k] == first[k] for k in first if k.startswith("grad_"))
+    third = model.train_step(batch)
+    assert third["grad_pixel"] != first["grad_pixel"]
+    plain = create_model("aggan", parse_train_options(["--model", "aggan", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4",
+                                                       "--netG", "resnet_6blocks"]), torch.device("cpu"))
+    plain.setup()
+    assert not any(k.startswith("grad_") for k in plain.train_step(batch))

@@ -10,9 +10,10 @@ import torch.nn.functional as F
 
 from models import create_model
 from models.guidance import AttentionBank, AttentiveDiscriminator, join, post_hoc_attention
-from options import parse_train_options
+from options import parse_test_options, parse_train_options
 from tests.conftest import make_unaligned, run_script, write_image
 from tests.test_precision import unpaired_batch
+from util.errors import UserError
 
 
 def test_pha_is_the_channel_mean_of_the_4th_block_min_max_normalised_and_resized():
@@ -96,9 +97,9 @@ def test_bank_survives_a_checkpoint_and_the_model_feeds_it(tmp_path):
     assert not torch.equal(second, torch.ones_like(second))
     assert torch.allclose(second, F.interpolate(F.interpolate(stored, size=(32, 32), mode="bilinear"), size=(32, 32)),
                           atol=0.15)  # the stored map (through the 32-cell bank)
-    state = model.rank_state()
+    state = model.extra_state()
     other = create_model("guidegan", opt, torch.device("cpu"))
-    other.load_rank_state(state)
+    other.load_extra_state(state)
     assert torch.equal(other.banks["A"].maps[4], model.banks["A"].maps[4]) and list(other.banks["A"].maps) == [4]
     model.set_mode(False)
     model.is_train = False
@@ -106,6 +107,27 @@ def test_bank_survives_a_checkpoint_and_the_model_feeds_it(tmp_path):
         model.set_input(batch)
         model.test()
     assert torch.equal(model.feeding["A"], torch.ones(1, 1, 32, 32))  # test time: all ones
+
+
+def test_bank_stores_the_maps_every_process_wrote(monkeypatch):
+    """Under torchrun the next visit of an image may come from another process: each process
+    stores what all of them pasted (the exchange is simulated: another rank wrote image 7)."""
+    from util import distributed
+
+    opt = parse_train_options(["--model", "guidegan", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG",
+                               "resnet_6blocks", "--crop_size", "32", "--load_size", "32"])
+    torch.manual_seed(0)
+    model = create_model("guidegan", opt, torch.device("cpu"))
+    elsewhere = torch.full((1, 1, 32, 32), 0.25)
+    monkeypatch.setattr(distributed, "all_gather_objects",
+                        lambda mine: [mine, ([7], torch.full((1, 1, opt.bank_size, opt.bank_size), 0.25))])
+    model.batch_keys = {"A": (torch.tensor([4]), geometry(32, 0, 0, 32, False))}
+    model.remember("A", torch.full((1, 1, 32, 32), 0.75))
+    bank = model.banks["A"]
+    assert sorted(bank.maps) == [4, 7]
+    whole = geometry(32, 0, 0, 32, False)
+    assert torch.allclose(bank.read(torch.tensor([7]), whole, (32, 32)), elsewhere)
+    assert torch.allclose(bank.read(torch.tensor([4]), whole, (32, 32)), torch.full((1, 1, 32, 32), 0.75))
 
 
 def test_unpaired_guidegan_trains_resumes_and_tests_with_the_maps(tmp_path):
@@ -119,7 +141,7 @@ def test_unpaired_guidegan_trains_resumes_and_tests_with_the_maps(tmp_path):
     resumed = run_script("train.py", *common, "--n_epochs", "2", "--continue_train")
     assert resumed.returncode == 0 and "at epoch 2, position 0" in resumed.stdout, resumed.stderr[-3000:]
     checkpoint = torch.load(tmp_path / "ckpt" / "gg" / "latest.pt", weights_only=False)
-    banks = checkpoint["ranks"][0]["state"]["extra"]["banks"]
+    banks = checkpoint["state"]["extra"]["banks"]
     assert set(banks) == {"A", "B"} and sorted(banks["A"]["maps"]) == [0, 1, 2, 3]
     test = run_script("test.py", *run_args, "--results_dir", tmp_path / "res")
     assert test.returncode == 0, test.stderr[-3000:]
@@ -164,3 +186,61 @@ def test_paper_defaults():
     paired = parse_train_options(["--model", "guidegan_paired"])
     assert (paired.netG, paired.norm, paired.gan_mode, paired.lambda_gan, paired.lambda_L1) == (
         "unet_256", "instance", "lsgan", 10.0, 10.0)
+
+
+def test_no_map_control_ignores_the_map_and_keeps_the_networks():
+    image = torch.rand(2, 3, 8, 8)
+    assert torch.equal(join(image, torch.rand(2, 1, 8, 8), "none"), image)
+    opt = parse_train_options(["--model", "guidegan", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG",
+                               "resnet_6blocks", "--join", "none"])
+    model = create_model("guidegan", opt, torch.device("cpu"))
+    first = next(m for m in model.networks["G_A"].modules() if isinstance(m, torch.nn.Conv2d))
+    assert first.in_channels == 3 and isinstance(model.networks["D_A"].network, AttentiveDiscriminator)
+
+
+def paired_at_test_time(tmp_path, *extra):
+    opt = parse_test_options(["--model", "guidegan_paired", "--gpu_ids", "-1", "--ngf", "4", "--netG", "unet_32",
+                              "--crop_size", "32", "--load_size", "32", "--dataroot", str(tmp_path), *extra])
+    torch.manual_seed(0)
+    return create_model("guidegan_paired", opt, torch.device("cpu"))
+
+
+def test_test_map_mean_feeds_the_level_the_run_stored(tmp_path):
+    stored = {"A": {"bank_size": 4, "maps": {0: torch.full((1, 4, 4), 0.2), 1: torch.full((1, 4, 4), 0.6)}}}
+    checkpoint = {"state": {"extra": {"banks": stored}}, "ranks": []}
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    outputs = {}
+    for test_map in ("ones", "mean"):
+        model = paired_at_test_time(tmp_path, "--test_map", test_map)
+        model.prepare_from_checkpoint(checkpoint)
+        model.set_mode(False)
+        model.set_input({"A": image, "B": image, "A_paths": ["a.png"], "B_paths": ["b.png"]})
+        model.test()
+        level = 1.0 if test_map == "ones" else 0.4
+        assert torch.allclose(model.feeding["A"], torch.full((1, 1, 32, 32), level))
+        translator = model.inference_module("AtoB").eval()
+        with torch.no_grad():
+            outputs[test_map] = translator(image)[0]
+        assert torch.allclose(outputs[test_map], model.fake_B, atol=1e-5)
+    # the U-Net is not invariant to the constant: the two test maps give different translations
+    assert not torch.allclose(outputs["ones"], outputs["mean"], atol=1e-4)
+    # checkpoints from before the bank was global kept it per process
+    model = paired_at_test_time(tmp_path, "--test_map", "mean")
+    model.prepare_from_checkpoint({"state": {"extra": {}}, "ranks": [{"state": {"extra": {"banks": stored}}}]})
+    assert model.test_levels == pytest.approx({"A": 0.4})
+    with pytest.raises(UserError, match="--test_map ones"):
+        paired_at_test_time(tmp_path, "--test_map", "mean").prepare_from_checkpoint({"state": {"extra": {}}, "ranks": []})
+
+
+def test_a_constant_map_is_neutral_for_the_unpaired_resnet():
+    """Instance norm after the first convolution removes RHP's constant scale and alpha's constant
+    channel: the unpaired generator's output does not depend on a flat map's level."""
+    for how in ("rhp", "alpha"):
+        opt = parse_train_options(["--model", "guidegan", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG",
+                                   "resnet_6blocks", "--join", how])
+        torch.manual_seed(0)
+        generator = create_model("guidegan", opt, torch.device("cpu")).networks["G_A"].network.eval()
+        image = torch.rand(1, 3, 32, 32) * 2 - 1
+        with torch.no_grad():
+            low, high = (generator(join(image, torch.full((1, 1, 32, 32), level), how)) for level in (0.3, 1.0))
+        assert torch.allclose(low, high, atol=1e-4), how

@@ -120,7 +120,8 @@ def test_fake_augmentation_reaches_the_discriminator_with_label_03(tmp_path):
     model.train_step(unpaired_batch())
     assert (False, 0.3, True) in calls
     augmented = model.prior_A * model.out_A.contents[:, 0] + (1 - model.prior_A) * model.real_A
-    assert torch.allclose(seen[-1], augmented, atol=1e-6)
+    # Algorithm 1, D first: real, pooled fake, augmented fake; then the G step's fake
+    assert torch.allclose(seen[2], augmented, atol=1e-6) and torch.allclose(seen[3], model.fake_B, atol=1e-6)
     calls.clear()
     without = saagan(tmp_path, "--no_fake_augmentation")
     without.gan_loss.forward = record
@@ -163,7 +164,8 @@ def test_classifier_then_saagan_train_resume_and_test(tmp_path):
                             tmp_path / "ckpt", "--size", "32", "--n_layers", "3", "--width", "8", "--epochs", "3",
                             "--batch_size", "4", "--gpu_ids", "-1", "--no_progress", "--cam_images", "2")
     assert classifier.returncode == 0, classifier.stderr[-3000:]
-    assert "held-out accuracy on the test folders" in classifier.stdout and "CAM of A against its masks: MAE" in classifier.stdout
+    assert "held-out accuracy on the test folders" in classifier.stdout
+    assert "CAM of A against its masks (" in classifier.stdout and "difference MAE" in classifier.stdout
     assert (tmp_path / "ckpt" / "cam" / "cam_page" / "index.html").exists()
     run_args = ["--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--model", "saagan", "--gpu_ids", "-1",
                 "--ngf", "4", "--netG", "resnet_6blocks", "--crop_size", "32", "--no_progress", "--name", "sa"]
@@ -191,3 +193,91 @@ def test_without_a_classifier_saagan_trains_one_first(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no --cam_classifier given: training one first" in result.stdout
     assert (tmp_path / "ckpt" / "auto_cam" / "classifier.pt").exists()
+
+
+def test_algorithm_1_updates_d_before_g_and_the_other_models_g_first(tmp_path):
+    model = saagan(tmp_path)
+    order = []
+    real_minimize = model.minimize
+    model.minimize = lambda name, losses: (order.append(name), real_minimize(name, losses))[1]
+    model.train_step(unpaired_batch())
+    assert order == ["D", "G"]
+    opt = parse_train_options(["--model", "attentiongan", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG",
+                               "resnet_6blocks", "--n_attention", "3"])
+    other = create_model("attentiongan", opt, torch.device("cpu"))
+    other.setup()
+    order.clear()
+    real_other = other.minimize
+    other.minimize = lambda name, losses: (order.append(name), real_other(name, losses))[1]
+    other.train_step(unpaired_batch())
+    assert order == ["G", "D"]
+
+
+def test_difference_cam_is_own_minus_other_and_feeds_the_prior(tmp_path):
+    model = hand_made_classifier()
+    x = torch.rand(1, 3, 16, 16)
+    own = model.cam(x, torch.tensor([1]))
+    other = model.cam(x, torch.tensor([0]))
+    assert torch.allclose(model.cam(x, torch.tensor([1]), "difference"), own - other)
+    assert torch.allclose(model.cam(x, torch.tensor([0]), "difference"), other - own)
+    difference = saagan(tmp_path, "--cam", "difference")
+    difference.train_step(unpaired_batch())
+    classifier = difference.networks["C"].network
+    expected = normalised_cam(classifier, difference.real_A, torch.tensor([0]), "difference")
+    assert torch.allclose(difference.cam_A, expected)
+    assert not torch.allclose(difference.cam_A, normalised_cam(classifier, difference.real_A, torch.tensor([0])))
+
+
+def test_two_class_softmax_never_trains_the_sum_of_the_class_weights():
+    """Why ``--cam difference`` exists: the cross-entropy's gradients on the two rows of the 1x1
+    head cancel, so ``w_A + w_B`` (half of each own-class CAM) stays at its random start."""
+    torch.manual_seed(0)
+    model = DomainClassifier(input_size=16, width=4, n_layers=2, n_classes=2)
+    start = model.head.weight.detach().clone()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(20):
+        x, labels = torch.rand(4, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 0, 1])
+        loss = F.cross_entropy(model(x), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    moved = model.head.weight.detach()
+    assert (moved - start).abs().max() > 1e-2  # the difference w_A - w_B trained
+    assert torch.allclose(moved.sum(0), start.sum(0), atol=1e-5)  # the sum did not
+
+
+def test_cam_classifier_trains_only_the_head_of_a_pretrained_backbone(tmp_path, monkeypatch):
+    import torchvision
+
+    from evaluation.classifier_training import classifier_parser, train_classifier
+    from evaluation.domain_classifier import load_domain_classifier
+
+    data = make_unaligned(tmp_path / "data", n_a=4, n_b=4, size=(40, 36))
+    torch.manual_seed(3)
+    imagenet = torchvision.models.resnet50(weights=None)
+    weights = tmp_path / RESNET50_WEIGHTS_FILES[0]
+    torch.save(imagenet.state_dict(), weights)
+    out = tmp_path / "cam" / "classifier.pt"
+    common = ["--dataroot", str(data), "--backbone", "resnet50", "--backbone_weights", str(weights), "--size", "224",
+              "--epochs", "1", "--batch_size", "4", "--gpu_ids", "-1", "--no_progress", "--out", str(out)]
+    train_classifier(classifier_parser().parse_args(common))
+    model, info = load_domain_classifier(out)
+    assert info["options"]["finetune"] == "head"  # the default for a pretrained backbone
+    trunk = dict(model.trunk.named_parameters())
+    assert torch.equal(trunk["1.weight"], imagenet.conv1.weight) and torch.equal(trunk["8.2.conv3.weight"],
+                                                                                  imagenet.layer4[2].conv3.weight)
+    buffers = dict(model.trunk.named_buffers())
+    assert torch.equal(buffers["2.running_mean"], imagenet.bn1.running_mean)  # batch-norm statistics frozen too
+    with pytest.raises(UserError, match="--finetune all"):
+        train_classifier(classifier_parser().parse_args(["--dataroot", str(data), "--finetune", "head", "--size", "32",
+                                                         "--n_layers", "3", "--gpu_ids", "-1", "--no_progress",
+                                                         "--out", str(tmp_path / "x.pt")]))
+
+
+def test_cam_script_refuses_a_resnet50_cam_smaller_than_7x7(tmp_path, capsys):
+    from scripts.train_cam_classifier import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--dataroot", str(tmp_path), "--name", "c", "--backbone", "resnet50", "--size", "128"])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "4x4" in error and "--size 224" in error

@@ -17,6 +17,7 @@ from options import parse_train_options
 from tests.conftest import make_unaligned, run_script
 from tests.test_end_to_end import progress_of, start_and_kill
 from tests.test_precision import unpaired_batch
+from util.errors import UserError
 
 TINY = ["--model", "uait", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--ngf_attention", "4", "--netG", "resnet_6blocks",
         "--crop_size", "32", "--load_size", "32", "--pool_size", "0"]
@@ -54,11 +55,40 @@ def test_paper_defaults():
     assert isinstance(layers[1], SwitchableInstanceNorm2d)  # Appendix A: norm on every layer but the last
 
 
+@pytest.mark.parametrize("head", UAITAttentionNetwork.HEADS)
 @pytest.mark.parametrize("side", [32, 36, 64, 100])
-def test_attention_network_keeps_any_size_divisible_by_4(side):
-    net = UAITAttentionNetwork(3, ngf=4)
+def test_attention_network_keeps_any_size_divisible_by_4(side, head):
+    net = UAITAttentionNetwork(3, ngf=4, head=head)
     out = net(torch.rand(1, 3, side, side + 4))
     assert out.shape == (1, 1, side, side + 4) and 0 <= out.min() and out.max() <= 1
+
+
+def kernels_after_upsampling(net: UAITAttentionNetwork) -> list[int]:
+    layers = list(net.model)
+    first_up = next(i for i, layer in enumerate(layers) if isinstance(layer, nn.Upsample))
+    return [layer.kernel_size[0] for layer in layers[first_up:] if isinstance(layer, nn.Conv2d)]
+
+
+def test_attention_head_paper_or_as_the_authors_ran_it():
+    assert kernels_after_upsampling(UAITAttentionNetwork(3, 4, "paper")) == [3, 3, 7]
+    authors = UAITAttentionNetwork(3, 4, "authors")
+    assert kernels_after_upsampling(authors) == [1, 1, 1]
+    # 1x1 layers after nearest up-sampling: every 4x4 block of the mask is one value.
+    mask = authors(torch.rand(1, 3, 32, 32))[0, 0]
+    blocks = mask.unfold(0, 4, 4).unfold(1, 4, 4).reshape(8, 8, 16)
+    assert torch.allclose(blocks, blocks[..., :1].expand_as(blocks))
+    # same layer indices: only kernel shapes differ between the heads' checkpoints
+    assert UAITAttentionNetwork(3, 4, "paper").state_dict().keys() == authors.state_dict().keys()
+    model = uait("--attention_head", "authors")
+    assert kernels_after_upsampling(model.networks["A_A"].network) == [1, 1, 1]
+    assert model.architecture()["attention_head"] == "authors"
+
+
+def test_training_the_attention_behind_a_thresholded_generator_output_is_refused():
+    with pytest.raises(UserError, match="--fake_foreground fused"):
+        parse_train_options([*TINY, "--no_freeze_attention"])
+    for fine in (["--fake_foreground", "fused"], ["--d_input", "whole"]):
+        assert not parse_train_options([*TINY, "--no_freeze_attention", *fine]).freeze_attention
 
 
 def test_fusion_and_cycle_through_the_other_attention_network_by_hand():
@@ -131,11 +161,33 @@ def test_attention_trains_before_the_switch_and_is_frozen_after_it():
     model.train_step(unpaired_batch())
     assert not changed(before, model)
     assert any(not torch.equal(a, b) for a, b in zip(generator, model.networks["G_A"].parameters()))
-    unfrozen = uait("--switch_epoch", "1", "--no_freeze_attention")
+    unfrozen = uait("--switch_epoch", "1", "--no_freeze_attention", "--fake_foreground", "fused")
     unfrozen.on_epoch_start(2)
     before = attention_weights(unfrozen)
     unfrozen.train_step(unpaired_batch())
     assert changed(before, unfrozen)
+
+
+@pytest.mark.parametrize("kept", ["source", "target"])
+def test_one_attention_network_stage_2_discriminators_see_real_and_fake_alike(kept):
+    """Ours-As / Ours-At: the side without a network has an all-ones mask; a discriminator must not
+    see its real masked and its fake whole (or the reverse)."""
+    model = uait("--switch_epoch", "0", "--tau", "0.5", "--attention_networks", kept)
+    network = model.networks["A_A" if kept == "source" else "A_B"]
+    network.network.model[-2].bias.data.fill_(0.0)
+    network.network.model[-2].weight.data.normal_(0, 1.0)  # a mask that cuts: about half below tau
+    seen = {name: capture_inputs(model.networks[name]) for name in ("D_A", "D_B")}
+    model.on_epoch_start(1)
+    batch = unpaired_batch()
+    model.train_step(batch)
+    attended = model.att_A if kept == "source" else model.att_B
+    assert 0.1 < float((attended < 0.5).float().mean()) < 0.9, "the test needs a mask that cuts something"
+    # D step (pool off): real then fake, both whole, both with instance norm
+    for name, real in (("D_A", batch["B"]), ("D_B", batch["A"])):
+        assert torch.equal(seen[name][1], real)
+        assert float((seen[name][2] == 0).float().mean()) < 0.01, name
+    assert all(m.enabled for m in model.networks["D_A"].modules() if isinstance(m, SwitchableInstanceNorm2d))
+    assert not any(p.requires_grad for p in network.parameters())  # still frozen in stage 2
 
 
 def test_pool_keeps_image_and_mask_together():

@@ -164,6 +164,15 @@ def gather_objects(value: Any) -> list[Any] | None:
     return gathered
 
 
+def all_gather_objects(value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank (``[value]`` without torchrun)."""
+    if not _CONTEXT.enabled:
+        return [value]
+    gathered: list[Any] = [None] * _CONTEXT.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
     """The mean of each value over all ranks (for logging losses)."""
     if not _CONTEXT.enabled or not values:
