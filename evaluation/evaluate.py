@@ -38,9 +38,11 @@ from tqdm import tqdm
 
 from data.image_folder import load_rgb, mask_from_image
 from evaluation import metrics
-from evaluation.domain_classifier import ClassifierFeatures, DomainClassifier, class_probabilities
+from evaluation.domain_classifier import ClassifierFeatures, class_probabilities
 from evaluation.inception import INCEPTION_WEIGHTS_FILENAME, FeatureExtractor, load_inception_extractor
 from evaluation.translations import DirectionGroup, MaskRef, RealSet, RunTranslations, Translation, group_translations
+from models.classifier import DomainClassifier
+from util import mask_measures
 from util.errors import UserError
 
 METRICS_FORMAT_VERSION = 1
@@ -116,7 +118,7 @@ def read_mask(ref: MaskRef, shape: tuple[int, int]) -> np.ndarray:
         half = ref.pair_width // 2
         left = 0 if ref.half == "left" else half
         mask = mask[:, left : left + half]
-    return metrics.resize_mask(mask, shape)
+    return mask_measures.resize_mask(mask, shape)
 
 
 # --------------------------------------------------------------------------- per-image measures
@@ -146,8 +148,8 @@ def image_measures(translation: Translation, results_dir: Path) -> dict[str, Any
         record["attention"] = _relative(translation.attention_file, results_dir)
         record["attention_mean"] = float(attention.mean())
         if mask is not None:
-            record["attention_mae"] = metrics.attention_mae(attention, mask)
-            record["attention_iou"] = metrics.attention_iou(attention, mask, IOU_THRESHOLD)
+            record["attention_mae"] = mask_measures.attention_mae(attention, mask)
+            record["attention_iou"] = mask_measures.attention_iou(attention, mask, IOU_THRESHOLD)
     if translation.paired_file is not None:
         truth = read_rgb(translation.paired_file, (width, height))
         record["paired"] = _relative(translation.paired_file, results_dir)

@@ -5,7 +5,7 @@ translation branch ``G_T(x)``; ``F = G_B`` maps back. ``D_A`` judges B images (t
 ``D_Y``), ``D_B`` judges A images (``D_X``). ``C`` is the frozen classifier.
 
 - Eq. (1), Sec. 3.1: ``C(x) = f(x) . W_c``, the class activation map of a classifier whose last
-  fully connected layer is a 1x1 convolution (:class:`evaluation.domain_classifier.DomainClassifier`,
+  fully connected layer is a 1x1 convolution (:class:`models.classifier.DomainClassifier`,
   trained by ``scripts/train_cam_classifier.py``; frozen here). With the paper's ImageNet
   ResNet-50 only the new 1x1 layer is trained (``--finetune head``, that script's default for a
   pretrained backbone) at 256 px, so the CAM is 8x8. The CAM of the image's own class
@@ -59,17 +59,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluation.domain_classifier import (
+from models import networks
+from models.attention import AttentionOutput, BranchedAttentionGenerator, fuse_single, tv_loss
+from models.attention_cycle import AttentionCycleModel, add_switch
+from models.base_model import Visual
+from models.classifier import (
     CAM_KINDS,
     DomainClassifier,
     cam_resolution_problem,
     load_domain_classifier,
     normalised_cam,
 )
-from models import networks
-from models.attention import AttentionOutput, BranchedAttentionGenerator, fuse_single, tv_loss
-from models.attention_cycle import AttentionCycleModel, add_switch
-from models.base_model import Visual
 from models.registry import register_model
 from util import distributed
 from util.errors import UserError
@@ -177,7 +177,7 @@ class SAAGANModel(AttentionCycleModel):
                     raise UserError("under torchrun, train the CAM classifier first (scripts/train_cam_classifier.py) "
                                     "and pass --cam_classifier NAME")
                 self.note(f"no --cam_classifier given: training one first (small backbone, 128 px), saved as {path}")
-                from evaluation.classifier_training import classifier_parser, train_classifier
+                from models.classifier_training import classifier_parser, train_classifier
 
                 args = classifier_parser().parse_args(
                     ["--dataroot", opt.dataroot, "--out", str(path), "--size", "128", "--cam_page", "--seed", str(opt.seed),

@@ -28,10 +28,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from evaluation.domain_classifier import load_domain_classifier  # noqa: E402
 from evaluation.evaluate import UAIT_KID, KidProtocol, evaluate_run, inception_features  # noqa: E402
 from evaluation.inception import INCEPTION_WEIGHTS_FILENAME, InceptionWeightsMissing  # noqa: E402
 from evaluation.report import METRICS_JSON, write_report  # noqa: E402
+from models.classifier import load_domain_classifier  # noqa: E402
 from options.base_options import parse_gpu_ids, select_device  # noqa: E402
 from util.checkpoint import atomic_write_text  # noqa: E402
 from util.errors import UserError, run_cli  # noqa: E402

@@ -23,8 +23,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from evaluation.classifier_training import classifier_parser, train_classifier  # noqa: E402
-from evaluation.domain_classifier import cam_resolution_problem  # noqa: E402
+from models.classifier import cam_resolution_problem  # noqa: E402
+from models.classifier_training import classifier_parser, train_classifier  # noqa: E402
 from util.errors import run_cli  # noqa: E402
 
 # Input sizes that give each backbone an 8x8 class activation map.

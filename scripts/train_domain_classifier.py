@@ -3,7 +3,7 @@
     python scripts/train_domain_classifier.py --dataroot ./datasets/horse2zebra
     python scripts/evaluate.py --results results/h2z_att/test_latest --classifier checkpoints/domain_classifier/horse2zebra.pt
 
-The network is :class:`evaluation.domain_classifier.DomainClassifier` (``--backbone small``:
+The network is :class:`models.classifier.DomainClassifier` (``--backbone small``:
 CPU-friendly, 64 px by default; ``--backbone resnet50`` from a local ImageNet weights file). The
 accuracy printed at the end is measured on held-out images: the dataset's test folders when
 they exist, otherwise a ``--val_fraction`` split of the training images (the output says
@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from evaluation.classifier_training import classifier_parser, train_classifier  # noqa: E402
+from models.classifier_training import classifier_parser, train_classifier  # noqa: E402
 from util.errors import run_cli  # noqa: E402
 
 

@@ -27,6 +27,7 @@ from evaluation.inception import (
     extract_features,
     load_inception_extractor,
 )
+from util import mask_measures
 from util.errors import UserError
 
 # --------------------------------------------------------------------------------------
@@ -261,32 +262,32 @@ def test_attention_mae_hand_computed():
     att = np.array([[1.0, 0.5], [0.0, 0.25]])
     mask = np.array([[1, 1], [0, 0]], dtype=np.uint8)
     # |1-1| + |0.5-1| + |0-0| + |0.25-0| = 0.75 over 4 pixels
-    assert metrics.attention_mae(att, mask) == pytest.approx(0.1875)
-    assert metrics.attention_mae(att[None], mask.astype(bool)) == pytest.approx(0.1875)
-    assert metrics.attention_mae(torch.from_numpy(att), mask * 255) == pytest.approx(0.1875)
+    assert mask_measures.attention_mae(att, mask) == pytest.approx(0.1875)
+    assert mask_measures.attention_mae(att[None], mask.astype(bool)) == pytest.approx(0.1875)
+    assert mask_measures.attention_mae(torch.from_numpy(att), mask * 255) == pytest.approx(0.1875)
 
 
 def test_attention_mae_resizes_mask_to_attention_size():
     att = np.array([[1.0, 0.5], [0.0, 0.25]])
     big_mask = np.kron(np.array([[1, 1], [0, 0]], dtype=np.uint8), np.ones((4, 4), dtype=np.uint8)) * 255
     assert big_mask.shape == (8, 8)
-    assert metrics.attention_mae(att, big_mask) == pytest.approx(0.1875)
+    assert mask_measures.attention_mae(att, big_mask) == pytest.approx(0.1875)
 
 
 def test_attention_mae_rejects_values_outside_unit_interval():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        metrics.attention_mae(np.array([[1.5, 0.0]]), np.array([[1, 0]]))
+        mask_measures.attention_mae(np.array([[1.5, 0.0]]), np.array([[1, 0]]))
 
 
 def test_attention_iou_hand_computed_and_empty_cases():
     att = np.array([[0.9, 0.6], [0.2, 0.5]])  # > 0.5 -> [[1, 1], [0, 0]]; 0.5 itself is out
     mask = np.array([[1, 0], [1, 0]])
-    assert metrics.attention_iou(att, mask) == pytest.approx(1 / 3)
-    assert metrics.attention_iou(att, mask, threshold=0.1) == pytest.approx(2 / 4)
+    assert mask_measures.attention_iou(att, mask) == pytest.approx(1 / 3)
+    assert mask_measures.attention_iou(att, mask, threshold=0.1) == pytest.approx(2 / 4)
     empty_att, empty_mask = np.zeros((2, 2)), np.zeros((2, 2), dtype=np.uint8)
-    assert metrics.attention_iou(empty_att, empty_mask) == 1.0
-    assert metrics.attention_iou(empty_att, mask) == 0.0
-    assert metrics.attention_iou(att, empty_mask) == 0.0
+    assert mask_measures.attention_iou(empty_att, empty_mask) == 1.0
+    assert mask_measures.attention_iou(empty_att, mask) == 0.0
+    assert mask_measures.attention_iou(att, empty_mask) == 0.0
 
 
 # --------------------------------------------------------------------------------------

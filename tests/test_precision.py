@@ -50,7 +50,7 @@ def conv_input_dtypes(model: BaseModel) -> set[torch.dtype]:
 
 def tiny_cam_classifier(folder) -> str:
     """A small untrained CAM classifier file, for SAAGAN in tests (it needs one to start)."""
-    from evaluation.domain_classifier import DomainClassifier, classifier_checkpoint
+    from models.classifier import DomainClassifier, classifier_checkpoint
     from util.checkpoint import atomic_save
 
     path = folder / "cam" / "classifier.pt"

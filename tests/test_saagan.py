@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluation.domain_classifier import RESNET50_WEIGHTS_FILES, DomainClassifier, normalised_cam
 from models import create_model, networks
+from models.classifier import RESNET50_WEIGHTS_FILES, DomainClassifier, normalised_cam
 from models.saagan_model import attention_loss, ternary_mask
 from options import parse_train_options
 from tests.conftest import make_unaligned, run_script
@@ -76,7 +76,7 @@ def test_cam_of_a_hand_made_network():
 
 
 def saagan(tmp_path, *extra):
-    from evaluation.domain_classifier import classifier_checkpoint
+    from models.classifier import classifier_checkpoint
     from util.checkpoint import atomic_save
 
     torch.manual_seed(1)
@@ -249,8 +249,8 @@ def test_two_class_softmax_never_trains_the_sum_of_the_class_weights():
 def test_cam_classifier_trains_only_the_head_of_a_pretrained_backbone(tmp_path, monkeypatch):
     import torchvision
 
-    from evaluation.classifier_training import classifier_parser, train_classifier
-    from evaluation.domain_classifier import load_domain_classifier
+    from models.classifier import load_domain_classifier
+    from models.classifier_training import classifier_parser, train_classifier
 
     data = make_unaligned(tmp_path / "data", n_a=4, n_b=4, size=(40, 36))
     torch.manual_seed(3)

@@ -1,4 +1,4 @@
-"""Training the project's domain classifier (:mod:`evaluation.domain_classifier`): the routine
+"""Training the project's domain classifier (:mod:`models.classifier`): the routine
 behind ``scripts/train_domain_classifier.py`` and ``scripts/train_cam_classifier.py``, also used by
 SAAGAN to train its CAM classifier when none is given.
 
@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from data import resolve_dataroot
 from data.image_folder import find_mask, list_images, load_rgb, mask_from_image
-from evaluation.domain_classifier import (
+from models.classifier import (
     BACKBONES,
     CAM_KINDS,
     DomainClassifier,
@@ -28,12 +28,12 @@ from evaluation.domain_classifier import (
     normalised_cam,
     prepare_images,
 )
-from evaluation.metrics import attention_iou, attention_mae, resize_mask
 from util.checkpoint import atomic_save
 from util.distributed import parse_gpu_ids, select_device
 from util.errors import UserError
 from util.html import HTMLPage
 from util.image import save_image
+from util.mask_measures import attention_iou, attention_mae, resize_mask
 
 
 def classifier_parser(description: str | None = None) -> argparse.ArgumentParser:
