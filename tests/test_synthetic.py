@@ -237,7 +237,7 @@ def test_aligned_layout(tmp_path: Path) -> None:
 
 def test_interrupted_run_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    render_task = synthetic._render_task
+    render_task = synthetic.writing._render_task
 
     def failing_render_task(task: object) -> None:
         calls.append(task)
@@ -245,7 +245,7 @@ def test_interrupted_run_leaves_nothing_behind(tmp_path: Path, monkeypatch: pyte
             raise KeyboardInterrupt
         render_task(task)
 
-    monkeypatch.setattr(synthetic, "_render_task", failing_render_task)
+    monkeypatch.setattr(synthetic.writing, "_render_task", failing_render_task)
     with pytest.raises(KeyboardInterrupt):
         make_synthetic_dataset(tmp_path / "synthetic", workers=1, **SMALL)
     assert list(tmp_path.iterdir()) == []
