@@ -29,6 +29,7 @@ from torch.utils.data import Dataset, Sampler
 
 from data.image_folder import list_images, load_mask, load_rgb, scan_images
 from data.transforms import apply_geometry, image_to_tensor, mask_to_tensor, sample_geometry
+from util import distributed
 from util.errors import UserError
 
 _DATASETS: dict[str, type[Dataset]] = {}
@@ -62,6 +63,29 @@ def mask_folder(image_folder: Path) -> Path | None:
     """``<folder>_mask`` beside ``<folder>`` if it exists."""
     candidate = image_folder.with_name(image_folder.name + "_mask")
     return candidate if candidate.is_dir() else None
+
+
+# Second seed component of the stream that picks the training masks (far from the sample streams).
+MASK_SUBSET_STREAM = 104729
+
+
+def mask_subset(paths: list[Path], masks: dict[Path, Path], opt: argparse.Namespace, stream: int) -> dict[Path, Path]:
+    """The masks a training run may use: ``--mask_fraction F`` of the images (rounded, at least one
+    when F > 0) and at most ``--max_masks N``, drawn among the images that have a mask file by a
+    generator seeded with ``(--seed, stream)``: the same subset for the same data and seed, so a
+    resumed run uses the same masks. Without these options every mask is kept."""
+    fraction, limit = getattr(opt, "mask_fraction", 1.0), getattr(opt, "max_masks", -1)
+    if fraction >= 1.0 and limit < 0:
+        return masks
+    wanted = len(paths) if fraction >= 1.0 else (max(1, round(fraction * len(paths))) if fraction > 0 else 0)
+    if limit >= 0:
+        wanted = min(wanted, limit)
+    candidates = [path for path in paths if path in masks]
+    if wanted >= len(candidates):
+        return masks
+    rng = np.random.default_rng([opt.seed, MASK_SUBSET_STREAM, stream])
+    chosen = sorted(rng.choice(len(candidates), size=wanted, replace=False))
+    return {candidates[i]: masks[candidates[i]] for i in chosen}
 
 
 def smallest_side(opt: argparse.Namespace) -> int:
@@ -138,6 +162,21 @@ class UnalignedDataset(_BaseDataset):
             )
             for side, folder in folders.items()
         }
+        if getattr(opt, "isTrain", False):
+            self.limit_masks()
+
+    def limit_masks(self) -> None:
+        """Keep the ``--mask_fraction`` / ``--max_masks`` subset of the training masks; say how many,
+        in the log and (``opt.masks_used``) in train_opt.txt."""
+        counts = {}
+        for stream, (side, sample) in enumerate(self.sides.items()):
+            available = len(sample.masks)
+            sample.masks = mask_subset(sample.paths, sample.masks, self.opt, stream)
+            counts[side] = (f"{len(sample.masks)} of {len(sample.paths)} {sample.folder.name} images "
+                            f"({available} have a mask file)")
+        self.opt.masks_used = "; ".join(f"{side}: {text}" for side, text in counts.items())
+        if getattr(self.opt, "attention_prior", "none") == "masks" and distributed.context().is_main:
+            print(f"masks used for training: {self.opt.masks_used}")
 
     def __len__(self) -> int:
         return max(len(s.paths) for s in self.sides.values())

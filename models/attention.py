@@ -8,6 +8,8 @@
   SAAGAN's smoothness loss Eq. (7) as its per-pixel mean (:func:`tv_loss`).
 - The attention-guided discriminator's input, the pair ``[M, image]`` of Eq. (3) of AGGAN /
   Eq. (6) of AttentionGAN (:func:`mask_image_pair`).
+- The supervision of the foreground attention by given masks, for any model with a blending
+  mask (``--attention_prior masks``): a BCE over the images that have a mask (:func:`mask_bce`).
 - The loss curriculum of Eq. (9): ``(cycle + pixel) * r + (gan + tv) * (1 - r)`` with
   ``r = 0.01`` for the first 10 epochs, then 0.5 (:class:`Curriculum`).
 - A monitor that warns when attention collapses to all-background or all-foreground
@@ -57,6 +59,18 @@ def tv_loss(mask: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
     if reduction == "mean":
         return horizontal.mean() + vertical.mean()
     return (horizontal.sum(1) + vertical.sum(1)).mean()
+
+
+def mask_bce(attention: torch.Tensor, masks: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy between foreground attention and given masks (``B x 1 x H x W``), the
+    mean over the pixels of the images that have a mask (``has_mask``, ``B`` booleans); images
+    without one add nothing (a zero that keeps the graph when no image has one). In fp32."""
+    has = has_mask.to(attention.device).bool().view(-1)
+    if not bool(has.any()):
+        return attention.sum() * 0.0
+    prediction = attention[has].float().clamp(1e-6, 1 - 1e-6)
+    target = masks[has].to(prediction.device, torch.float32)
+    return -(target * prediction.log() + (1 - target) * (1 - prediction).log()).mean()
 
 
 def mask_image_pair(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

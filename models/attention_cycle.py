@@ -29,6 +29,7 @@ from models.attention import (
     AttentionOutput,
     Curriculum,
     define_attention_discriminator,
+    mask_bce,
     mask_image_pair,
     tv_loss,
 )
@@ -82,6 +83,48 @@ def add_attention_options(
         "translation being judged (the papers' [M_y, y]); own = the other generator's mask on that real image",
     )
     add_mask_gradient_option(g)
+    add_mask_supervision_options(parser)
+
+
+def add_mask_supervision_options(
+    parser: argparse.ArgumentParser, priors: tuple[str, ...] = ("none", "masks"), default: str = "none",
+    mask_loss: bool = True,
+) -> None:
+    """Learning the attention from a few masks (any model with a blending mask): ``--attention_prior
+    masks`` reads the ``<folder>_mask/`` files, ``--mask_fraction`` / ``--max_masks`` keep a seed-chosen
+    subset of them (data/datasets.py), ``--lambda_mask`` weighs the BCE on the images that have one
+    (``mask_loss``; SAAGAN feeds the masks to its own attention loss instead), ``--d_mask given`` shows
+    the vanilla discriminators masked images."""
+    g = parser.add_argument_group("learning the attention from masks")
+    g.add_argument("--attention_prior", type=str, default=default, choices=priors,
+                   help="masks: supervise the foreground attention with the <folder>_mask/ files that exist")
+    if mask_loss:
+        g.add_argument("--lambda_mask", type=float, default=1.0,
+                       help="weight of the BCE between the foreground attention and the given masks")
+    g.add_argument("--mask_fraction", type=float, default=1.0,
+                   help="use the masks of this fraction of the training images only (a subset chosen by --seed)")
+    g.add_argument("--max_masks", type=int, default=-1, help="and of at most this many images per domain (-1: no limit)")
+    g.add_argument("--d_mask", type=str, default="none", choices=("none", "given"),
+                   help="given: the discriminators see images masked by their given mask, or where an image has "
+                   "none, by the model's own attention thresholded at 0.5 (UAIT: at --tau)")
+
+
+def mask_supervision_problems(opt: argparse.Namespace) -> list[str]:
+    """Option values of :func:`add_mask_supervision_options` that cannot work."""
+    if not opt.isTrain or not hasattr(opt, "mask_fraction"):
+        return []
+    problems = []
+    if not 0 <= opt.mask_fraction <= 1:
+        problems.append(f"--mask_fraction {opt.mask_fraction}: must be in [0, 1]")
+    if opt.max_masks < -1:
+        problems.append(f"--max_masks {opt.max_masks}: must be >= 0, or -1 for no limit")
+    uses_masks = opt.attention_prior == "masks"
+    if not uses_masks and (opt.mask_fraction < 1 or opt.max_masks >= 0 or opt.d_mask == "given"):
+        given = "--d_mask given" if opt.d_mask == "given" else "--mask_fraction/--max_masks"
+        problems.append(f"{given} needs --attention_prior masks (the masks come from the <folder>_mask/ files)")
+    if uses_masks and getattr(opt, "lambda_mask", 1.0) < 0:
+        problems.append(f"--lambda_mask {opt.lambda_mask}: must be >= 0")
+    return problems
 
 
 def add_mask_gradient_option(group: argparse._ArgumentGroup) -> None:
@@ -116,7 +159,7 @@ class AttentionCycleModel(BaseModel):
     def validate_options(cls, opt: argparse.Namespace) -> list[str]:
         if not networks.is_resnet(opt.netG):
             return [f"--netG {opt.netG}: this model's generator is ResNet-based; use resnet_9blocks or resnet_6blocks"]
-        return super().validate_options(opt)
+        return super().validate_options(opt) + mask_supervision_problems(opt)
 
     @classmethod
     def discriminator_min_size(cls, opt: argparse.Namespace) -> int:
@@ -151,6 +194,7 @@ class AttentionCycleModel(BaseModel):
         self.add_generators()
         self.monitor = AttentionMonitor()
         self.steps_taken = 0  # in this process since it started (for --mask_gradient_freq)
+        self.given_masks: dict[str, tuple[Any, Any]] = {}  # per side: (masks, has_mask) of the batch
         self.mask_gradients: dict[str, float] = {}
         if not self.is_train:
             return
@@ -170,10 +214,38 @@ class AttentionCycleModel(BaseModel):
         """The ``--d_head`` discriminator (pooled score or PatchGAN)."""
         return define_attention_discriminator(self.opt.d_head, input_nc, self.opt)
 
+    @property
+    def given_mask_view(self) -> bool:
+        """``--d_mask given``: the vanilla discriminators see images through given (or own) masks."""
+        return getattr(self.opt, "d_mask", "none") == "given"
+
+    #: Where the model's own attention counts as object for ``--d_mask given`` (UAIT: ``--tau``).
+    own_mask_threshold = 0.5
+
+    def given_or_own(self, side: str, attention: torch.Tensor) -> torch.Tensor:
+        """Per image of ``side``: its given mask where it has one, else ``attention >= own_mask_threshold``."""
+        own = (attention.detach() >= self.own_mask_threshold).to(attention.dtype)
+        mask, has = self.given_masks.get(side, (None, None))
+        if mask is None:
+            return own
+        return torch.where(has.to(own.device).bool().view(-1, 1, 1, 1), mask.to(own.device, own.dtype), own)
+
+    def view_mask(self, side: str, attention: torch.Tensor) -> torch.Tensor:
+        """The mask a translation of a ``side`` image is judged through: the generator's attention
+        (which :meth:`discriminator_view` ignores unless a model masks), or with ``--d_mask given``
+        the source image's given-or-own mask."""
+        return self.given_or_own(side, attention) if self.given_mask_view else attention
+
+    def real_view_masks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The masks real B and real A images are judged through (see :meth:`view_mask`)."""
+        if self.given_mask_view:
+            return self.given_or_own("B", self.att_B), self.given_or_own("A", self.att_A)
+        return self.real_pair_masks()
+
     def discriminator_view(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """What the vanilla discriminators see of an image whose attention is ``mask``: all of it
-        (UAIT shows only the thresholded foreground in its second stage)."""
-        return image
+        """What the vanilla discriminators see of an image seen through ``mask``: all of it, or with
+        ``--d_mask given`` the image times its mask (zeros outside). UAIT masks in its second stage."""
+        return image * mask if self.given_mask_view else image
 
     def fakes_for_discriminators(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The translations ``D_A`` and ``D_B`` judge: ``G_A(x)`` and ``G_B(y)``."""
@@ -186,6 +258,8 @@ class AttentionCycleModel(BaseModel):
     def set_input(self, batch: dict[str, Any]) -> None:
         self.real_A = batch["A"].to(self.device)
         self.real_B = batch["B"].to(self.device)
+        # Given masks (all zeros with has_mask False where an image has none, or --mask_fraction dropped it).
+        self.given_masks = {side: (batch.get(f"{side}_mask"), batch.get(f"{side}_has_mask")) for side in "AB"}
 
     def forward(self) -> None:
         self.out_A: AttentionOutput = self.translate("A", self.real_A)
@@ -208,9 +282,10 @@ class AttentionCycleModel(BaseModel):
             recon["idt_A"] = opt.lambda_identity * opt.lambda_B * l1(self.translate("A", self.real_B).image, self.real_B)
             recon["idt_B"] = opt.lambda_identity * opt.lambda_A * l1(self.translate("B", self.real_A).image, self.real_A)
         judged_B, judged_A = self.fakes_for_discriminators()
+        view = self.discriminator_view
         adversarial = {
-            "G_A": opt.lambda_gan * self.gan_loss(self.networks["D_A"](self.discriminator_view(judged_B, self.att_A)), True),
-            "G_B": opt.lambda_gan * self.gan_loss(self.networks["D_B"](self.discriminator_view(judged_A, self.att_B)), True),
+            "G_A": opt.lambda_gan * self.gan_loss(self.networks["D_A"](view(judged_B, self.view_mask("A", self.att_A))), True),
+            "G_B": opt.lambda_gan * self.gan_loss(self.networks["D_B"](view(judged_A, self.view_mask("B", self.att_B))), True),
         }
         if opt.attention_D:
             adversarial["G_AA"] = opt.lambda_gan * self.gan_loss(
@@ -230,16 +305,14 @@ class AttentionCycleModel(BaseModel):
     def discriminator_losses(self) -> dict[str, torch.Tensor]:
         """Vanilla D on images; attention-guided D on ``[mask, image]`` pairs (Eq. 3 of AGGAN)."""
         judged_B, judged_A = self.fakes_for_discriminators()
-        channels_B, channels_A = judged_B.shape[1], judged_A.shape[1]
-        pooled_B = self.fake_B_pool.query(torch.cat([judged_B, self.att_A], 1))
-        pooled_A = self.fake_A_pool.query(torch.cat([judged_A, self.att_B], 1))
-        fake_B, mask_A = pooled_B[:, :channels_B], pooled_B[:, channels_B:]
-        fake_A, mask_B = pooled_A[:, :channels_A], pooled_A[:, channels_A:]
+        fake_B, mask_A, view_A = self.pool_with_masks(self.fake_B_pool, judged_B, self.att_A, self.view_mask("A", self.att_A))
+        fake_A, mask_B, view_B = self.pool_with_masks(self.fake_A_pool, judged_A, self.att_B, self.view_mask("B", self.att_B))
         real_mask_B, real_mask_A = self.real_pair_masks()
+        real_view_B, real_view_A = self.real_view_masks()
         view = self.discriminator_view
         losses = {
-            "D_A": self._discriminator_loss("D_A", view(self.real_B, real_mask_B), view(fake_B, mask_A)),
-            "D_B": self._discriminator_loss("D_B", view(self.real_A, real_mask_A), view(fake_A, mask_B)),
+            "D_A": self._discriminator_loss("D_A", view(self.real_B, real_view_B), view(fake_B, view_A)),
+            "D_B": self._discriminator_loss("D_B", view(self.real_A, real_view_A), view(fake_A, view_B)),
         }
         if self.opt.attention_D:
             losses["D_AA"] = self._discriminator_loss(
@@ -249,6 +322,16 @@ class AttentionCycleModel(BaseModel):
                 "D_BA", mask_image_pair(real_mask_A, self.real_A), mask_image_pair(mask_B, fake_A)
             )
         return losses
+
+    def pool_with_masks(self, pool: Any, fake: torch.Tensor, mask: torch.Tensor, view: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Query ``pool`` with a fake, a mask that goes with it (its attention, SAAGAN's prior) and,
+        with ``--d_mask given``, the mask it is judged through (``view``), kept together; returns
+        ``(fake, mask, view)`` of what the pool gave back (``view`` is then ``mask`` otherwise)."""
+        channels = fake.shape[1]
+        pooled = pool.query(torch.cat([fake, mask, view] if self.given_mask_view else [fake, mask], 1))
+        kept = pooled[:, channels:channels + 1]
+        return pooled[:, :channels], kept, pooled[:, channels + 1:] if self.given_mask_view else kept
 
     def real_pair_masks(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Masks paired with real B and real A images (``--real_pair_mask``), detached.
@@ -270,11 +353,25 @@ class AttentionCycleModel(BaseModel):
         recon, adversarial = self.generator_terms()
         w_recon, w_adv = self.curriculum.weights(self.epoch)
         objective = {**{k: w_recon * v for k, v in recon.items()}, **{k: w_adv * v for k, v in adversarial.items()}}
+        supervision = self.supervision_terms()  # outside the curriculum: the masks weigh the same throughout
+        objective.update(supervision)
         freq = getattr(self.opt, "mask_gradient_freq", 0)
         if freq and self.steps_taken % freq == 0:
             self.mask_gradients = mask_gradient_norms(objective, [self.att_A, self.att_B])
         self.minimize("G", objective)
-        return {**recon, **adversarial}
+        return {**recon, **adversarial, **supervision}
+
+    def supervision_terms(self) -> dict[str, torch.Tensor]:
+        """``--attention_prior masks``: ``lambda_mask`` times the BCE between each side's foreground
+        attention and its given masks, over the images that have one (:func:`mask_bce`)."""
+        if getattr(self.opt, "attention_prior", "none") != "masks" or not getattr(self.opt, "lambda_mask", 0.0):
+            return {}
+        terms = {}
+        for side, attention in (("A", self.att_A), ("B", self.att_B)):
+            mask, has = self.given_masks.get(side, (None, None))
+            if mask is not None:
+                terms[f"mask_{side}"] = self.opt.lambda_mask * mask_bce(attention, mask, has)
+        return terms
 
     def discriminator_step(self) -> dict[str, torch.Tensor]:
         """Minimise the discriminators' losses on this step's (pooled, detached) translations."""

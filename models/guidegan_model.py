@@ -89,12 +89,23 @@ def add_guidance_options(parser: argparse.ArgumentParser, is_train: bool) -> Non
     if is_train:
         g.add_argument("--lambda_gan", type=float, default=10.0, help="weight of the adversarial terms (Appendix A)")
         g.add_argument("--bank_size", type=int, default=32, help="cells per side of each stored map")
+        g.add_argument("--attention_prior", type=str, default="none", choices=("none", "masks"),
+                       help="not for GuideGAN: it has no blending mask for masks to supervise (refused)")
 
 
 class Guided:
     """What both GuideGAN models share: the attentive discriminators, ``T``, the joins and the banks."""
 
     opt: argparse.Namespace
+
+    @classmethod
+    def validate_options(cls, opt: argparse.Namespace) -> list[str]:
+        problems = super().validate_options(opt)
+        if getattr(opt, "attention_prior", "none") == "masks":
+            problems.append(f"--attention_prior masks: --model {cls.name} has no blending mask (its maps are the "
+                            f"discriminator's guidance), so masks cannot supervise it; use aggan, attentiongan, uait "
+                            f"or saagan")
+        return problems
 
     def add_transfer(self) -> None:
         learned = self.opt.transfer == "learned"

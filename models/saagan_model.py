@@ -61,7 +61,7 @@ from torch import nn
 
 from models import networks
 from models.attention import AttentionOutput, BranchedAttentionGenerator, fuse_single, tv_loss
-from models.attention_cycle import AttentionCycleModel, add_switch
+from models.attention_cycle import AttentionCycleModel, add_mask_supervision_options, add_switch
 from models.base_model import Visual
 from models.classifier import (
     CAM_KINDS,
@@ -113,13 +113,6 @@ class SAAGANModel(AttentionCycleModel):
                 help="the frozen CAM classifier: a run name (CHECKPOINTS_DIR/NAME/classifier.pt) or a file; "
                 "none: one is trained first (small backbone, saved as NAME_cam)",
             )
-            g.add_argument(
-                "--attention_prior",
-                type=str,
-                default="cam",
-                choices=("cam", "masks"),
-                help="what supervises the attention: the CAM's ternary mask, or the ground-truth masks (Table 6)",
-            )
             g.add_argument("--lambda_cycle", type=float, default=8.0, help="weight of the enhanced cycle loss (Eq. 4)")
             g.add_argument("--lambda_attention", type=float, default=1.0, help="weight of the attention loss (Eq. 6)")
             g.add_argument("--lambda_smooth", type=float, default=5.0, help="weight of the smoothness loss (Eq. 7)")
@@ -127,6 +120,9 @@ class SAAGANModel(AttentionCycleModel):
             add_switch(g, "revised_adversarial", True, "weight the adversarial loss by the prior (Eq. 8); off: w/o RA")
             add_switch(g, "fake_augmentation", True, "show fakes fused with the prior to D (Sec. 3.3.2); off: w/o FSA")
             add_switch(g, "spectral_norm", True, "spectral normalisation in the discriminators (Sec. 4.1.2)")
+            # cam: the CAM's ternary mask supervises the attention; masks: the ground-truth masks (Table 6)
+            # replace it in Eq. (5)-(10) where an image has one (weighted by --lambda_attention).
+            add_mask_supervision_options(parser, priors=("cam", "masks"), default="cam", mask_loss=False)
             # The shared attention base's other terms are not part of Eq. (11).
             parser.set_defaults(
                 gan_mode="vanilla", lambda_identity=0.0, lambda_gan=1.0, lambda_pixel=0.0, lambda_tv=0.0, curriculum=False,
@@ -209,10 +205,6 @@ class SAAGANModel(AttentionCycleModel):
             self.networks["C"].eval()  # frozen, batch norm statistics included
 
     # ------------------------------------------------------------------ the prior A(x)
-    def set_input(self, batch: dict[str, Any]) -> None:
-        super().set_input(batch)
-        self.batch_masks = {side: (batch.get(f"{side}_mask"), batch.get(f"{side}_has_mask")) for side in "AB"}
-
     def own_class(self, side: str) -> int:
         """The classifier's class of the images on ``side`` (A is trainA unless --direction BtoA)."""
         return ("AB" if self.opt.direction == "AtoB" else "BA").index(side)
@@ -224,7 +216,7 @@ class SAAGANModel(AttentionCycleModel):
             classes = torch.full((image.shape[0],), self.own_class(side), device=image.device, dtype=torch.long)
             cam = normalised_cam(self.networks["C"].network, image, classes, opt.cam)
             prior = ternary_mask(cam, opt.theta_low, opt.theta_high)
-            mask, has_mask = self.batch_masks[side]
+            mask, has_mask = self.given_masks.get(side, (None, None))
             if getattr(opt, "attention_prior", "cam") == "masks" and mask is not None:
                 has = has_mask.to(image.device).view(-1, 1, 1, 1)
                 prior = torch.where(has, mask.to(image.device), prior)
@@ -246,28 +238,39 @@ class SAAGANModel(AttentionCycleModel):
             "attention_B": opt.lambda_attention * attention_loss(self.att_B, self.prior_B),
             "smooth": opt.lambda_smooth * (tv_loss(self.att_A, "mean") + tv_loss(self.att_B, "mean")),
         }
+        view = self.discriminator_view
         adversarial = {
-            "G_A": self.gan_loss(self.networks["D_A"](self.fake_B), True, weight=self.weight(self.prior_A)),
-            "G_B": self.gan_loss(self.networks["D_B"](self.fake_A), True, weight=self.weight(self.prior_B)),
+            "G_A": self.gan_loss(self.networks["D_A"](view(self.fake_B, self.view_mask("A", self.att_A))), True,
+                                 weight=self.weight(self.prior_A)),
+            "G_B": self.gan_loss(self.networks["D_B"](view(self.fake_A, self.view_mask("B", self.att_B))), True,
+                                 weight=self.weight(self.prior_B)),
         }
         return recon, adversarial
+
+    def supervision_terms(self) -> dict[str, torch.Tensor]:
+        """None: with ``--attention_prior masks`` the masks enter Eq. (6) as the prior (``attention_*``)."""
+        return {}
 
     def discriminator_losses(self) -> dict[str, torch.Tensor]:
         """Eq. (9)/(10), plus the augmented fakes with label 0.3; fakes are pooled with their prior."""
         losses = {}
-        for name, real, real_prior, out, prior, pool in (
-            ("D_A", self.real_B, self.prior_B, self.out_A, self.prior_A, self.fake_B_pool),
-            ("D_B", self.real_A, self.prior_A, self.out_B, self.prior_B, self.fake_A_pool),
+        real_view_B, real_view_A = self.real_view_masks()
+        view = self.discriminator_view
+        for name, real, real_prior, real_view, side, out, prior, pool in (
+            ("D_A", self.real_B, self.prior_B, real_view_B, "A", self.out_A, self.prior_A, self.fake_B_pool),
+            ("D_B", self.real_A, self.prior_A, real_view_A, "B", self.out_B, self.prior_B, self.fake_A_pool),
         ):
             netD = self.networks[name]
-            pooled = pool.query(torch.cat([out.image, prior], 1)).detach()  # a pool of size 0 returns its input
-            fake, fake_prior = pooled[:, :-1], pooled[:, -1:]
-            loss = self.gan_loss(netD(real), True, weight=self.weight(real_prior))
-            loss = loss + self.gan_loss(netD(fake.detach()), False, weight=self.weight(fake_prior))
+            fake_view = self.view_mask(side, out.foreground)
+            # a pool of size 0 returns its input; a fake is pooled with its prior (and its view mask)
+            fake, fake_prior, pooled_view = (t.detach() for t in self.pool_with_masks(pool, out.image, prior, fake_view))
+            loss = self.gan_loss(netD(view(real, real_view)), True, weight=self.weight(real_prior))
+            loss = loss + self.gan_loss(netD(view(fake, pooled_view)), False, weight=self.weight(fake_prior))
             if self.opt.fake_augmentation:
                 source = self.real_A if name == "D_A" else self.real_B
                 augmented = fuse_single(out.contents[:, 0], prior, source).detach()
-                loss = loss + self.gan_loss(netD(augmented), False, target=self.opt.fake_label, weight=self.weight(prior))
+                loss = loss + self.gan_loss(netD(view(augmented, fake_view)), False, target=self.opt.fake_label,
+                                            weight=self.weight(prior))
             losses[name] = loss
         return losses
 

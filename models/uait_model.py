@@ -60,7 +60,12 @@ from torch import nn
 
 from models import networks
 from models.attention import AttentionOutput, UAITAttentionNetwork, fuse_single
-from models.attention_cycle import AttentionCycleModel, add_mask_gradient_option, add_switch
+from models.attention_cycle import (
+    AttentionCycleModel,
+    add_mask_gradient_option,
+    add_mask_supervision_options,
+    add_switch,
+)
 from models.base_model import Visual
 from models.cycle_gan_model import add_cycle_loss_options
 from models.inference import SeparateAttentionTranslator
@@ -104,6 +109,7 @@ class UAITModel(AttentionCycleModel):
                 help="what the discriminators see in stage 2: the thresholded foreground (paper) or whole images (Ours-D)",
             )
             add_mask_gradient_option(g)
+            add_mask_supervision_options(parser)
             add_switch(g, "freeze_attention", True, "freeze the attention networks in stage 2 (Ours-D-A turns it off)")
             g.add_argument(
                 "--fake_foreground",
@@ -203,8 +209,14 @@ class UAITModel(AttentionCycleModel):
         the two would be masked and the other whole: the discriminator could tell real from fake
         by the black region alone. Such runs keep whole images for both, as Ours-D does.
         """
+        if self.given_mask_view:  # --d_mask given: masked from the start, by given masks or A >= tau
+            return True
         return (self.second_stage and getattr(self.opt, "d_input", "foreground") == "foreground"
                 and self.opt.attention_networks == "both")
+
+    @property
+    def own_mask_threshold(self) -> float:
+        return self.opt.tau
 
     def on_epoch_start(self, epoch: int) -> None:
         was_second = self.second_stage
@@ -226,7 +238,8 @@ class UAITModel(AttentionCycleModel):
         networks.set_requires_grad(self.attention_networks, not (self.second_stage and self.opt.freeze_attention))
 
     def discriminator_view(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Eq. (6): in stage 2 only the pixels whose attention reaches ``tau`` (all of it before)."""
+        """Eq. (6): in stage 2 only the pixels whose attention reaches ``tau`` (all of it before); with
+        ``--d_mask given`` the given-or-own mask (already binary)."""
         if self.masked_discriminators:
             return image * (mask >= self.opt.tau).to(image.dtype)
         return image

@@ -1,0 +1,174 @@
+"""Learning the attention from a few masks, for every model with a blending mask: the seed-chosen
+subset, the BCE on the images that have a mask only, the discriminators' masked view, and the
+refusal for guidegan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from data import create_dataset
+from data.datasets import mask_subset
+from models import create_model
+from models.attention import mask_bce
+from models.classifier import DomainClassifier, classifier_checkpoint
+from options import parse_train_options
+from tests.conftest import make_unaligned
+from tests.test_precision import unpaired_batch
+from util.checkpoint import atomic_save
+from util.errors import UserError
+
+TINY = ["--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--crop_size", "32", "--load_size", "32",
+        "--pool_size", "0"]
+# Every model with a blending mask, with the options that make it tiny.
+MODELS = {
+    "aggan": [],
+    "attentiongan": ["--n_attention", "3"],
+    "attentiongan_I": ["--scheme", "I"],
+    "uait": ["--ngf_attention", "4"],
+    "saagan": [],
+}
+
+
+def model_name(key: str) -> str:
+    return key.split("_I")[0]
+
+
+def build(key: str, tmp_path: Path, *extra: str):
+    args = ["--model", model_name(key), *TINY, *MODELS[key], *extra]
+    if key == "saagan":
+        torch.manual_seed(1)
+        classifier = DomainClassifier(input_size=32, width=4, n_layers=3, n_classes=2)
+        atomic_save(classifier_checkpoint(classifier, {}, {"accuracy": 0.9}, {"A": "a", "B": "b"}),
+                    tmp_path / "c" / "classifier.pt")
+        args += ["--checkpoints_dir", str(tmp_path), "--cam_classifier", "c"]
+    torch.manual_seed(0)
+    model = create_model(model_name(key), parse_train_options(args), torch.device("cpu"))
+    model.setup()
+    model.set_mode(True)
+    return model
+
+
+def batch_with_masks(has_a: list[bool], has_b: list[bool]) -> dict:
+    batch = unpaired_batch(batch_size=len(has_a))
+    batch["A_has_mask"], batch["B_has_mask"] = torch.tensor(has_a), torch.tensor(has_b)
+    for side, has in (("A", has_a), ("B", has_b)):
+        batch[f"{side}_mask"] = batch[f"{side}_mask"] * torch.tensor(has, dtype=torch.float32).view(-1, 1, 1, 1)
+    return batch
+
+
+# --------------------------------------------------------------------------- the subset
+def test_mask_subset_is_seed_chosen_counted_and_the_same_when_rebuilt(tmp_path):
+    paths = [tmp_path / f"{i:03d}.png" for i in range(250)]
+    masks = {p: p.with_suffix(".mask.png") for p in paths if p.name != "007.png"}  # one image has no mask file
+
+    def opt(**kw):
+        return parse_train_options(["--model", "attentiongan", "--attention_prior", "masks", *TINY,
+                                    *[x for k, v in kw.items() for x in (f"--{k}", str(v))]])
+
+    two_percent = mask_subset(paths, masks, opt(mask_fraction=0.02), 0)
+    assert len(two_percent) == 5 and set(two_percent) <= set(masks)  # 2% of 250
+    assert mask_subset(paths, masks, opt(mask_fraction=0.02), 0) == two_percent  # deterministic
+    assert mask_subset(paths, masks, opt(mask_fraction=0.02, seed=1), 0) != two_percent
+    assert mask_subset(paths, masks, opt(mask_fraction=0.02), 1) != two_percent  # the other domain draws its own
+    assert len(mask_subset(paths, masks, opt(max_masks=3), 0)) == 3
+    assert len(mask_subset(paths, masks, opt(mask_fraction=0.1, max_masks=20), 0)) == 20
+    assert mask_subset(paths, masks, opt(), 0) is masks  # no options: every mask
+    assert mask_subset(paths, masks, opt(mask_fraction=0), 0) == {}
+
+
+def test_the_dataset_drops_the_other_masks_and_says_how_many(tmp_path, capsys):
+    data = make_unaligned(tmp_path / "data", n_a=10, n_b=10)
+    args = ["--dataroot", str(data), "--model", "attentiongan", "--attention_prior", "masks", "--max_masks", "3",
+            *TINY, "--num_threads", "0", "--load_size", "36", "--crop_size", "32"]
+    opt = parse_train_options(args)
+    dataset = create_dataset(opt)
+    assert "masks used for training: A: 3 of 10 trainA images (10 have a mask file)" in capsys.readouterr().out
+    assert opt.masks_used.startswith("A: 3 of 10") and "B: 3 of 10" in opt.masks_used
+    with_mask = {i for i in range(10) if dataset[(1, i)]["A_has_mask"]}
+    assert len(with_mask) == 3
+    again = create_dataset(parse_train_options(args))  # a resumed run builds the same subset
+    assert {i for i in range(10) if again[(1, i)]["A_has_mask"]} == with_mask
+    for i in set(range(10)) - with_mask:
+        assert float(dataset[(1, i)]["A_mask"].sum()) == 0
+
+
+# --------------------------------------------------------------------------- the loss
+def test_images_without_a_mask_add_no_mask_loss():
+    attention = torch.rand(2, 1, 8, 8, requires_grad=True)
+    masks = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    loss = mask_bce(attention, masks, torch.tensor([True, False]))
+    assert loss.item() == pytest.approx(F.binary_cross_entropy(attention[:1], masks[:1]).item(), rel=1e-5)
+    loss.backward()
+    assert attention.grad[1].abs().sum() == 0 and attention.grad[0].abs().sum() > 0
+    none = mask_bce(attention, masks, torch.tensor([False, False]))
+    assert none.item() == 0.0 and none.requires_grad
+
+
+def test_the_mask_term_joins_the_generator_objective_outside_the_curriculum(tmp_path):
+    model = build("aggan", tmp_path, "--attention_prior", "masks", "--lambda_mask", "2")
+    model.on_epoch_start(1)  # r = 0.01: the mask term must not be scaled by it
+    losses = model.train_step(batch_with_masks([True], [False]))
+    expected = 2 * mask_bce(model.att_A.detach(), model.given_masks["A"][0], torch.tensor([True]))
+    assert losses["mask_A"] == pytest.approx(float(expected), rel=1e-4)
+    assert losses["mask_B"] == 0.0
+    assert "mask_A" not in build("aggan", tmp_path).train_step(batch_with_masks([True], [True]))
+
+
+# --------------------------------------------------------------------------- the discriminators' view
+def capture(runner) -> list[torch.Tensor]:
+    seen: list[torch.Tensor] = []
+    runner.network.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+    return seen
+
+
+@pytest.mark.parametrize("key", ["attentiongan", "saagan", "uait"])
+def test_given_masks_show_the_discriminators_zeros_outside_the_mask(tmp_path, key):
+    model = build(key, tmp_path, "--attention_prior", "masks", "--d_mask", "given")
+    seen = capture(model.networks["D_A"])
+    batch = batch_with_masks([True, False], [True, True])
+    model.on_epoch_start(1)
+    model.train_step(batch)
+    real_B, given_B = batch["B"], batch["B_mask"]
+    judged_reals = [x for x in seen if torch.equal(x, real_B * given_B)]
+    assert judged_reals, "D_A judged real B through its given mask"
+    assert (judged_reals[0][given_B.expand_as(real_B) == 0] == 0).all()
+    # the fakes: the first A image through its given mask, the second (no mask) through G's own attention
+    threshold = model.opt.tau if key == "uait" else 0.5
+    own = (model.att_A[1:].detach() >= threshold).float()
+    fakes = [x for x in seen if x.shape[0] == 2 and not torch.equal(x, real_B * given_B)]
+    assert fakes and all((x[0][batch["A_mask"][0].expand(3, -1, -1) == 0] == 0).all() for x in fakes)
+    assert all((x[1][own[0].expand(3, -1, -1) == 0] == 0).all() for x in fakes)
+
+
+# --------------------------------------------------------------------------- every model, every option
+@pytest.mark.parametrize("key", sorted(MODELS))
+@pytest.mark.parametrize("extra", [[], ["--mask_fraction", "0.5"], ["--max_masks", "1"], ["--d_mask", "given"]])
+def test_every_model_with_a_mask_trains_a_step_with_each_option(tmp_path, key, extra):
+    model = build(key, tmp_path, "--attention_prior", "masks", *extra)
+    model.on_epoch_start(1)
+    before = [p.detach().clone() for p in model.networks["G_A"].parameters()]
+    losses = model.train_step(batch_with_masks([True, False], [False, True]))
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.networks["G_A"].parameters()))
+    if key != "saagan":  # saagan's masks enter its Eq. (6) as the prior instead
+        assert losses["mask_A"] > 0 and losses["mask_B"] > 0
+    else:
+        assert "mask_A" not in losses and torch.equal(model.prior_A[0], model.given_masks["A"][0][0])
+
+
+@pytest.mark.parametrize("model", ["guidegan", "guidegan_paired"])
+def test_guidegan_refuses_masks(model):
+    with pytest.raises(UserError, match="no blending mask"):
+        parse_train_options(["--model", model, "--attention_prior", "masks", *TINY])
+
+
+def test_mask_options_without_masks_are_refused():
+    for extra in (["--d_mask", "given"], ["--mask_fraction", "0.1"]):
+        with pytest.raises(UserError, match="needs --attention_prior masks"):
+            parse_train_options(["--model", "attentiongan", *TINY, *extra])
+    with pytest.raises(UserError, match="--mask_fraction 1.5"):
+        parse_train_options(["--model", "uait", *TINY, "--attention_prior", "masks", "--mask_fraction", "1.5"])
