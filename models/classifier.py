@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from util.checkpoint import FORMAT_VERSION
+from util.checkpoint import FORMAT_VERSION, refused_as_code, safe_load, unsafe_file_message
 from util.errors import UserError
 
 KIND = "domain_classifier"
@@ -235,8 +235,10 @@ def load_domain_classifier(path: str | Path, device: str | torch.device = "cpu")
         raise UserError(f"domain classifier {path} not found; train one with "
                         f"python scripts/train_domain_classifier.py --dataroot DATAROOT")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        saved = safe_load(path)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
+        if refused_as_code(err):
+            raise UserError(unsafe_file_message(path, "domain classifier")) from None
         raise UserError(f"domain classifier {path} cannot be read ({type(err).__name__}: {err})") from None
     if not isinstance(saved, dict) or saved.get("kind") != KIND or saved.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path} is not a domain classifier of this toolkit (train one with "

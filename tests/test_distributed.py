@@ -29,7 +29,7 @@ def torchrun(nproc: int, *args: object, timeout: float = 600) -> subprocess.Comp
 
 
 def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def assert_same_weights(a: dict, b: dict, atol: float = 0.0) -> None:

@@ -64,7 +64,7 @@ def run(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedPr
 
 
 def progress_of(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)["progress"]
+    return torch.load(path, map_location="cpu", weights_only=True)["progress"]
 
 
 def start_and_kill(args: list[str], checkpoint: Path, min_images: int) -> int:
@@ -131,8 +131,8 @@ def test_resume_starts_at_the_checkpointed_epoch_and_lr(runs):
 
 def test_resumed_run_ends_exactly_where_the_uninterrupted_one_does(runs):
     ckpt = runs["tmp"] / "ckpt"
-    reference = torch.load(ckpt / "reference" / "latest.pt", map_location="cpu", weights_only=False)
-    resumed = torch.load(ckpt / "resumed" / "latest.pt", map_location="cpu", weights_only=False)
+    reference = torch.load(ckpt / "reference" / "latest.pt", map_location="cpu", weights_only=True)
+    resumed = torch.load(ckpt / "resumed" / "latest.pt", map_location="cpu", weights_only=True)
     assert reference["progress"] == resumed["progress"] == {"epoch": 5, "position": 0, "total_iters": 24}
     for net, weights in reference["state"]["networks"].items():
         for key, value in weights.items():

@@ -170,7 +170,7 @@ def test_classifier_and_offline_cli(runs, capsys):
     assert train_classifier(["--dataroot", str(data), "--out", str(checkpoint), "--size", "32", "--epochs", "2",
                              "--batch_size", "4", "--gpu_ids", "-1", "--no_progress"]) == 0
     assert "held-out accuracy on the test folders" in capsys.readouterr().out
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert saved["kind"] == "domain_classifier" and saved["format_version"] == 1
     assert 0 <= saved["accuracy"]["accuracy"] <= 1 and saved["architecture"]["input_size"] == 32
 

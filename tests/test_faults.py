@@ -47,7 +47,7 @@ def args_for_test_py(tmp_path: Path, name: str = "run") -> list[str]:
 
 
 def finite(path: Path) -> bool:
-    state = torch.load(path, weights_only=False)["state"]["networks"]
+    state = torch.load(path, weights_only=True)["state"]["networks"]
     return all(bool(torch.isfinite(v).all()) for net in state.values() for v in net.values() if v.is_floating_point())
 
 
@@ -72,7 +72,7 @@ def test_a_checkpoint_with_non_finite_weights_is_never_written(tmp_path):
         next(model.networks["G_A"].parameters())[0].fill_(float("nan"))
     with pytest.raises(RunFailed, match="non-finite .*G_A"):
         save_training_checkpoint(target, model, opt, {"epoch": 1, "position": 0, "total_iters": 0})
-    assert torch.load(target, weights_only=False) == {"good": True}
+    assert torch.load(target, weights_only=True) == {"good": True}
 
 
 def nan_batch() -> dict:
@@ -98,7 +98,7 @@ def test_test_py_refuses_non_finite_weights_and_evaluate_refuses_flat_outputs(tm
     args = tiny_run(tmp_path)
     assert run_script("train.py", *args).returncode == 0
     latest = tmp_path / "ckpt" / "run" / "latest.pt"
-    good = torch.load(latest, weights_only=False)
+    good = torch.load(latest, weights_only=True)
     good["state"]["networks"]["G_A"]["encoder.1.weight"].fill_(float("nan"))
     torch.save(good, tmp_path / "ckpt" / "run" / "epoch_9.pt")
     result = run_script("test.py", *args_for_test_py(tmp_path), "--epoch", "9")
@@ -170,7 +170,7 @@ def test_full_disk_while_saving_keeps_the_previous_file(tmp_path, monkeypatch):
     message = str(err.value)
     assert message.startswith("no space left on ") and str(target) in message and "is intact" in message
     monkeypatch.undo()
-    assert torch.load(target, weights_only=False) == {"version": 1}
+    assert torch.load(target, weights_only=True) == {"version": 1}
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -206,7 +206,7 @@ def check_full_disk(args: list[str], small_disk: Path) -> None:
     assert "resume with --continue_train" in result.stderr
     run_dir = small_disk / "full"
     assert not list(run_dir.glob(".*.tmp"))
-    latest = torch.load(run_dir / "latest.pt", weights_only=False)  # the previous one, intact
+    latest = torch.load(run_dir / "latest.pt", weights_only=True)  # the previous one, intact
     assert latest["progress"]["total_iters"] >= 1
     filler = small_disk / "filler"
     subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)

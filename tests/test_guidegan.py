@@ -140,7 +140,7 @@ def test_unpaired_guidegan_trains_resumes_and_tests_with_the_maps(tmp_path):
     assert run_script("train.py", *common, "--n_epochs", "1").returncode == 0
     resumed = run_script("train.py", *common, "--n_epochs", "2", "--continue_train")
     assert resumed.returncode == 0 and "at epoch 2, position 0" in resumed.stdout, resumed.stderr[-3000:]
-    checkpoint = torch.load(tmp_path / "ckpt" / "gg" / "latest.pt", weights_only=False)
+    checkpoint = torch.load(tmp_path / "ckpt" / "gg" / "latest.pt", weights_only=True)
     banks = checkpoint["state"]["extra"]["banks"]
     assert set(banks) == {"A", "B"} and sorted(banks["A"]["maps"]) == [0, 1, 2, 3]
     test = run_script("test.py", *run_args, "--results_dir", tmp_path / "res")

@@ -156,7 +156,7 @@ def test_three_domains_train_resume_test_and_evaluate_per_target(tmp_path, three
     assert run_script("train.py", *common, "--n_epochs", "1").returncode == 0
     resumed = run_script("train.py", *common, "--n_epochs", "2", "--continue_train")
     assert resumed.returncode == 0 and "at epoch 2, position 0" in resumed.stdout, resumed.stderr[-3000:]
-    checkpoint = torch.load(tmp_path / "ckpt" / "md" / "latest.pt", weights_only=False)
+    checkpoint = torch.load(tmp_path / "ckpt" / "md" / "latest.pt", weights_only=True)
     assert checkpoint["state"]["extra"] == {"steps": 12} and checkpoint["architecture"]["domain_names"] == [
         "plain", "spotted", "striped"]
     test = run_script("test.py", *run_args, "--results_dir", tmp_path / "res", "--num_test", "0")

@@ -194,8 +194,8 @@ def test_bf16_run_resumes_exactly(tmp_path):
     assert first.returncode == 0 and "stopping at --max_iters 3" in first.stdout
     second = run_script("train.py", *common, "--name", "cut", "--continue_train")
     assert second.returncode == 0, second.stderr[-2000:]
-    a = torch.load(tmp_path / "ckpt" / "whole" / "latest.pt", weights_only=False)
-    b = torch.load(tmp_path / "ckpt" / "cut" / "latest.pt", weights_only=False)
+    a = torch.load(tmp_path / "ckpt" / "whole" / "latest.pt", weights_only=True)
+    b = torch.load(tmp_path / "ckpt" / "cut" / "latest.pt", weights_only=True)
     assert a["options"]["precision"] == "bf16" and a["progress"] == b["progress"]
     for net, weights in a["state"]["networks"].items():
         for key, value in weights.items():

@@ -76,7 +76,7 @@ def test_translation_equals_the_models_own_forward(tmp_path, photos):
                                                        "--input", str(photos), "--output", str(tmp_path / "o"),
                                                        "--gpu_ids", "-1", "--direction", "BtoA"])
     module, opt, _ = translate_script.load_translator(args)
-    checkpoint = torch.load(tmp_path / "ckpt" / "attentiongan" / "latest.pt", weights_only=False)
+    checkpoint = torch.load(tmp_path / "ckpt" / "attentiongan" / "latest.pt", weights_only=True)
     reference = create_model("attentiongan", opt, torch.device("cpu"))
     reference.load_networks(checkpoint["state"]["networks"], ["G_B"])
     x = torch.rand(1, 3, 32, 32) * 2 - 1

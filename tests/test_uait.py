@@ -242,8 +242,8 @@ def test_train_across_the_switch_kill_resume_and_test(tmp_path):
     assert code == -signal.SIGKILL and 6 <= progress_of(tmp_path / "ckpt" / "cut" / "latest.pt")["total_iters"] < 12
     resumed = run_script("train.py", *common, "--name", "cut", "--continue_train")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a = torch.load(tmp_path / "ckpt" / "whole" / "latest.pt", weights_only=False)
-    b = torch.load(tmp_path / "ckpt" / "cut" / "latest.pt", weights_only=False)
+    a = torch.load(tmp_path / "ckpt" / "whole" / "latest.pt", weights_only=True)
+    b = torch.load(tmp_path / "ckpt" / "cut" / "latest.pt", weights_only=True)
     for net, weights in a["state"]["networks"].items():
         for key, value in weights.items():
             assert torch.equal(value, b["state"]["networks"][net][key]), (net, key)

@@ -11,6 +11,7 @@ and CUDA). See docs/formats.md.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -81,6 +82,32 @@ def non_finite_entries(state_dicts: dict[str, dict[str, torch.Tensor]]) -> list[
     ]
 
 
+def _numpy_array_globals() -> list[Any]:
+    """What unpickling a plain NumPy array needs: older checkpoints kept NumPy's random state as one."""
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def safe_load(path: Path) -> Any:
+    """``torch.load`` that runs no code from the file (``weights_only``): it rebuilds tensors,
+    numbers, strings, lists, tuples and dicts, and the plain NumPy arrays of checkpoints written
+    before format 1 stored its random states as tensors (the documented upgrade path, docs/formats.md).
+    Anything else, e.g. a pickle that would call a function, raises before running."""
+    with torch.serialization.safe_globals(_numpy_array_globals()):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def refused_as_code(err: BaseException) -> bool:
+    """Whether :func:`safe_load` refused a file because unpickling it would have run code."""
+    return isinstance(err, pickle.UnpicklingError) and "Weights only load failed" in str(err)
+
+
+def unsafe_file_message(path: Path, what: str) -> str:
+    return (f"{what} {path} holds Python objects other than weights, numbers and text, and loading it would run "
+            f"code from the file; it was not written by this toolkit (or was altered), so it is refused. Load only "
+            f"files from a source you trust")
+
+
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` that never leaves a half-written file at ``path``."""
     _atomic_replace(path, lambda handle: torch.save(obj, handle))
@@ -97,8 +124,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def capture_rng_state() -> dict[str, Any]:
-    """The global random states, so a resumed run draws the same numbers."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """The global random states, so a resumed run draws the same numbers; only tensors, numbers,
+    strings and tuples, so a checkpoint loads without running code (:func:`safe_load`)."""
+    kind, key, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -106,7 +137,12 @@ def capture_rng_state() -> dict[str, Any]:
 
 def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    saved = state["numpy"]
+    if isinstance(saved, dict):
+        np.random.set_state((saved["kind"], saved["key"].numpy().astype(np.uint32), saved["pos"], saved["has_gauss"],
+                             saved["cached_gaussian"]))
+    else:  # checkpoints written before the tensor form held NumPy's own tuple
+        np.random.set_state(saved)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -190,8 +226,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"checkpoint {path} not found (available: {available or 'none'}); check --name, --checkpoints_dir and --epoch"
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = safe_load(path)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        if refused_as_code(err):
+            raise UserError(unsafe_file_message(path, "checkpoint")) from None
         others = sorted((p for p in path.parent.glob("epoch_*.pt") if p != path), key=_epoch_number)
         hint = (
             f"; resume from an epoch snapshot instead: {', '.join(f'--epoch {_epoch_number(p)}' for p in others)}"
