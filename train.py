@@ -37,6 +37,7 @@ from util.checkpoint import (
     upgrade_checkpoint,
 )
 from util.errors import RunFailed, UserError, run_cli
+from util.run_lock import RunLock
 from util.visualizer import TrainingVisualizer
 
 
@@ -106,6 +107,25 @@ def run_training(opt: argparse.Namespace, ctx: distributed.DistributedContext, d
     distributed.check_ranks_agree(opt)
     prepare_data(opt, ctx)
     run_dir = Path(opt.checkpoints_dir) / opt.name
+    # One run per folder: rank 0 takes the lock before the folder is read or written; every rank stops if it cannot.
+    lock = RunLock(run_dir)
+    refused = None
+    if ctx.is_main:
+        try:
+            lock.acquire()
+        except UserError as err:
+            refused = str(err)
+    refused = distributed.broadcast_object(refused)
+    if refused:
+        raise UserError(refused)
+    try:
+        return train_in(opt, ctx, device, run_dir)
+    finally:
+        lock.release()
+
+
+def train_in(opt: argparse.Namespace, ctx: distributed.DistributedContext, device: torch.device, run_dir: Path) -> Path:
+    """Start or resume the run in its (locked) folder and train."""
     progress = {"epoch": opt.epoch_count, "position": 0, "total_iters": 0}
     checkpoint = None
     if opt.continue_train:

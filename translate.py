@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ from options.base_options import adopt_checkpoint_options
 from util.checkpoint import atomic_write_bytes, checkpoint_path, load_checkpoint, non_finite_entries
 from util.distributed import parse_gpu_ids, select_device
 from util.errors import UserError, run_cli
+from util.image import fit_name
 from util.precision import PRECISIONS, Precision
 
 
@@ -161,6 +163,29 @@ def batches(dataset: Images, batch_size: int, workers: int) -> Iterator[list[dic
         yield pending
 
 
+def run_group(module: torch.nn.Module, names: tuple[str, ...], group: list[dict[str, Any]], device: torch.device,
+              precision: Precision, files: list[Path], failed: list[str]) -> Iterator[tuple[dict[str, Any], dict]]:
+    """``(item, its outputs)`` for a batch of one padded size; an image the model cannot take (a few
+    pixels wide, say) is added to ``failed`` by name and the others go on."""
+    def forward(items: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
+        images = torch.stack([item["image"] for item in items]).to(device)
+        with torch.no_grad(), precision.autocast():
+            outputs = dict(zip(names, (o.float().cpu() for o in module(images))))
+        return [{name: value[i] for name, value in outputs.items()} for i in range(len(items))]
+
+    try:
+        yield from zip(group, forward(group))
+        return
+    except (RuntimeError, ValueError) as err:
+        if len(group) == 1:
+            h, w = group[0]["size"]
+            failed.append(f"{files[group[0]['index']]}: {w}x{h} px cannot be translated by this model "
+                          f"({str(err).splitlines()[0][:160]})")
+            return
+    for item in group:  # the batch failed: find the image(s) that cannot be translated
+        yield from run_group(module, names, [item], device, precision, files, failed)
+
+
 def save(array: torch.Tensor, path: Path, gray: bool = False) -> None:
     """Save ``C x H x W`` in [-1, 1] (or a ``1 x H x W`` map in [0, 1]) atomically, in ``path``'s format."""
     if gray:
@@ -179,14 +204,44 @@ def save(array: torch.Tensor, path: Path, gray: bool = False) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def output_paths(files: list[Path], root: Path, output: Path) -> dict[Path, tuple[Path, Path]]:
+    """Per input file: where its translation and its attention map go (names mirror the input's;
+    an attention map's name is cut to fit the 255-byte limit)."""
+    targets = {}
+    for file in files:
+        target = output / file.relative_to(root)
+        attention = target.with_name(f"{fit_name(target.stem, 240)}_attention.png")
+        targets[file] = (target, attention)
+    return targets
+
+
+def check_output(output: Path, files: list[Path], targets: dict[Path, tuple[Path, Path]]) -> None:
+    """Before the model is loaded: the output folder can be written, and no output replaces an input."""
+    if output.exists() and not output.is_dir():
+        raise UserError(f"--output {output} is a file; give a folder for the translations")
+    inputs = {file.resolve() for file in files}
+    for file, paths in targets.items():
+        clash = next((p for p in paths if p.resolve() in inputs), None)
+        if clash is not None:
+            raise UserError(f"the translation of {file} would be written over the input {clash}; choose another --output")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=output, prefix=".write-test-")
+        probe.close()
+    except OSError as err:
+        raise UserError(f"--output {output} cannot be written ({err.strerror or err}); choose a folder you can write") from None
+
+
 def translate(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.load_size < 0 or args.num_threads < 0:
         raise UserError("--batch_size must be >= 1, --load_size and --num_threads >= 0")
     if args.output.resolve() == args.input.resolve():
         raise UserError("--output must differ from --input (the translations would replace the originals)")
     files = image_files(args.input)
-    module, opt, device = load_translator(args)
     root = args.input if args.input.is_dir() else args.input.parent
+    targets = output_paths(files, root, args.output)
+    check_output(args.output, files, targets)
+    module, opt, device = load_translator(args)
     channels = opt.input_nc if opt.direction == args.direction else opt.output_nc
     multiple = networks.generator_size_multiple(opt.netG)
     dataset = Images(files, channels, multiple, args.load_size)
@@ -200,19 +255,16 @@ def translate(args: argparse.Namespace) -> int:
             failed.append(group[0]["error"])
             bar.update(1)
             continue
-        images = torch.stack([item["image"] for item in group]).to(device)
-        with torch.no_grad(), precision.autocast():
-            outputs = dict(zip(names, (o.float().cpu() for o in module(images))))
-        for i, item in enumerate(group):
+        for item, outputs in run_group(module, names, group, device, precision, files, failed):
             h, w = item["size"]
-            target = args.output / files[item["index"]].relative_to(root)
-            result = outputs["output"][i, :, :h, :w]
+            target, attention_path = targets[files[item["index"]]]
+            result = outputs["output"][:, :h, :w]
             if not bool(torch.isfinite(result).all()):
                 raise UserError(f"the model produced a non-finite image for {files[item['index']]}; check the checkpoint")
             save(result, target)
             if args.save_masks and "attention" in outputs:
-                save(outputs["attention"][i, :, :h, :w], target.with_name(f"{target.stem}_attention.png"), gray=True)
-        done += len(group)
+                save(outputs["attention"][:, :h, :w], attention_path, gray=True)
+            done += 1
         bar.update(len(group))
     bar.close()
     seconds = max(time.time() - started, 1e-9)
@@ -220,7 +272,7 @@ def translate(args: argparse.Namespace) -> int:
     if args.save_masks and "attention" not in names:
         print(f"note: --model {opt.model} has no attention map; --save_masks saved nothing")
     if failed:
-        print(f"{len(failed)} file(s) could not be read and were skipped:", file=sys.stderr)
+        print(f"{len(failed)} file(s) could not be read or translated and were skipped:", file=sys.stderr)
         for message in failed:
             print(f"  {message}", file=sys.stderr)
         return 1

@@ -126,7 +126,11 @@ def image_measures(translation: Translation, results_dir: Path) -> dict[str, Any
     """The offline measures of one translation (keys absent when not applicable)."""
     output = read_rgb(translation.output_file)
     height, width = output.shape[:2]
-    source = read_rgb(translation.input_file, (width, height))
+    source = read_rgb(translation.input_file)
+    resized_from = None
+    if source.shape[:2] != (height, width):  # compared at the translation's size, and said so
+        resized_from = [source.shape[1], source.shape[0]]
+        source = read_rgb(translation.input_file, (width, height))
     record: dict[str, Any] = {
         "id": translation.row_id,
         "source": str(translation.source_path),
@@ -134,6 +138,8 @@ def image_measures(translation: Translation, results_dir: Path) -> dict[str, Any
         "output": _relative(translation.output_file, results_dir),
         "output_flat": bool(output.min() == output.max()),
     }
+    if resized_from is not None:
+        record["input_resized_from"] = resized_from
     mask = read_mask(translation.mask, (height, width)) if translation.mask else None
     if mask is not None:
         record["mask"] = str(translation.mask.path)
@@ -201,6 +207,13 @@ def summarise_offline(records: list[dict[str, Any]], has_attention: bool, paired
         if summary["background"]["psnr_n_identical"]:
             notes.append(f"{summary['background']['psnr_n_identical']} image(s) keep the background exactly "
                          f"(PSNR = inf); the PSNR mean is over the others")
+    resized = [r for r in records if "input_resized_from" in r]
+    if resized:
+        first = resized[0]
+        notes.append(f"{len(resized)} of {len(records)} translation(s) differ in size from their input (e.g. "
+                     f"{first['output']}: input {first['input_resized_from'][0]}x{first['input_resized_from'][1]}); "
+                     f"each input was resized (bicubic) to its translation's size for the background and foreground "
+                     f"measures")
     if not has_attention:
         notes.append("the model saves no attention maps: attention MAE/IoU not applicable")
     elif n_masked:

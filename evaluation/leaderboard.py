@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -137,15 +138,22 @@ def markdown(runs: list[EvaluatedRun], columns: list[Column], notes: list[str]) 
     lines += [f"- {note}" for note in notes]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for i, run in enumerate(runs):
-        cells = [run.label, str(run.run_meta.get("model")), str(run.run_meta.get("epoch"))]
+        cells = [markdown_text(run.label), markdown_text(str(run.run_meta.get("model"))),
+                 markdown_text(str(run.run_meta.get("epoch")))]
         for column, winners in zip(columns, best):
             text = column.text(run)
             cells.append(f"**{text}**" if i in winners else text)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Bold: best in its column (↓ lower is better, ↑ higher is better; unmarked columns are not ranked). "
               "KID values are x100 (mean ± std over subsets).", ""]
-    lines += [f"- {run.label}: {run.folder}" for run in runs]
+    lines += [f"- {markdown_text(run.label)}: {markdown_text(str(run.folder))}" for run in runs]
     return "\n".join(lines) + "\n"
+
+
+def markdown_text(text: str) -> str:
+    """A run's name (or folder) as markdown text: HTML in a name is shown, not rendered, and a '|'
+    stays inside its table cell."""
+    return html_escape(text).replace("|", "\\|")
 
 
 def bar_charts(runs: list[EvaluatedRun], columns: list[Column], out_dir: Path) -> list[tuple[str, str]]:

@@ -107,6 +107,15 @@ def load_manifest(results_dir: Path) -> dict[str, Any]:
         raise UserError(f"cannot read {results_dir / MANIFEST}: {err}") from None
     if not isinstance(manifest, dict) or "rows" not in manifest or "meta" not in manifest:
         raise UserError(f"{results_dir / MANIFEST} is not a test.py manifest (no 'meta'/'rows')")
+    root = results_dir.resolve()
+    for row in manifest["rows"]:
+        for name, visual in row.get("visuals", {}).items():
+            file = str(visual.get("file", ""))
+            target = (results_dir / file).resolve()
+            if Path(file).is_absolute() or ".." in Path(file).parts or not target.is_relative_to(root):
+                raise UserError(f"{results_dir / MANIFEST}: row {row.get('id')!r}, picture {name!r} points outside the "
+                                f"results folder ({file}); test.py writes only paths inside it, so the file was "
+                                f"edited. Run test.py again")
     return manifest
 
 

@@ -256,8 +256,7 @@ class AttentionCycleModel(BaseModel):
         return [net for name, net in self.networks.items() if name.startswith("D_")]
 
     def set_input(self, batch: dict[str, Any]) -> None:
-        self.real_A = batch["A"].to(self.device)
-        self.real_B = batch["B"].to(self.device)
+        self.real_A, self.real_B = self.domain_pair(batch)
         # Given masks (all zeros with has_mask False where an image has none, or --mask_fraction dropped it).
         self.given_masks = {side: (batch.get(f"{side}_mask"), batch.get(f"{side}_has_mask")) for side in "AB"}
 

@@ -97,6 +97,9 @@ class BaseModel:
         self.pools: dict[str, ImagePool] = {}
         self.epoch = opt.epoch_count if self.is_train else 0
         self.precision = Precision(getattr(opt, "precision", "fp32"), device)
+        if self.precision.name == "fp16" and torch.device(device).type == "cpu":
+            self.note("note: --precision fp16 on a CPU has no fast kernels and runs about 20x slower than fp32; "
+                      "use bf16 (on CPUs with AVX512-BF16 or AMX) or fp32")
         self.skipped_steps = 0  # optimiser steps skipped for a non-finite loss (--nonfinite skip)
         self.skipped_in_a_row: dict[str, int] = {}  # per optimiser
 
@@ -181,6 +184,14 @@ class BaseModel:
     def set_input(self, batch: dict[str, Any]) -> None:
         """Unpack a batch from the data loader and move its tensors to the device."""
         raise NotImplementedError
+
+    def domain_pair(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's A and B images on the device, for models that translate both ways; a clear
+        error for one-folder data (``--dataset_mode single``)."""
+        if "B" not in batch:
+            raise UserError(f"--model {self.name} translates both ways and needs both domains (--dataset_mode "
+                            f"unaligned, <phase>A/ and <phase>B/); to translate one folder use translate.py --name RUN")
+        return batch["A"].to(self.device), batch["B"].to(self.device)
 
     def forward(self) -> None:
         """Compute the outputs shown in :meth:`current_visuals`."""

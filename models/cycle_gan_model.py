@@ -64,8 +64,7 @@ class CycleGANModel(BaseModel):
             self.add_optimizer("D", self.trainable_parameters(discriminators=True))
 
     def set_input(self, batch: dict[str, Any]) -> None:
-        self.real_A = batch["A"].to(self.device)
-        self.real_B = batch["B"].to(self.device)
+        self.real_A, self.real_B = self.domain_pair(batch)
 
     def forward(self) -> None:
         G_A, G_B, feed = self.networks["G_A"], self.networks["G_B"], self.generator_input

@@ -60,9 +60,9 @@ class NetworkRunner(nn.Module):
 
     def make_data_parallel(self, device: torch.device) -> None:
         """Average this network's gradients over the ``torchrun`` processes."""
-        parallel = nn.parallel.DistributedDataParallel(
-            self.network, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=True
-        )
+        # Buffers (batch-norm statistics) are broadcast from rank 0 before each forward: DDP's default,
+        # left implicit because torch >= 2.11 deprecates the broadcast_buffers argument.
+        parallel = nn.parallel.DistributedDataParallel(self.network, device_ids=[device.index] if device.type == "cuda" else None)
         self.__dict__["_parallel"] = torch.compile(parallel) if self._compile else parallel
 
     def _runner(self) -> Any:

@@ -69,6 +69,7 @@ from models.classifier import (
     cam_resolution_problem,
     load_domain_classifier,
     normalised_cam,
+    resize_for,
 )
 from models.registry import register_model
 from util import distributed
@@ -180,7 +181,11 @@ class SAAGANModel(AttentionCycleModel):
                      "--gpu_ids", ",".join(map(str, opt.gpu_ids)) or "-1", *(["--no_progress"] if opt.no_progress else [])]
                 )
                 train_classifier(args)
+        if not path.is_file():
+            raise UserError(f"--cam_classifier {opt.cam_classifier}: {path} not found; train one with python "
+                            f"scripts/train_cam_classifier.py --dataroot {opt.dataroot} --name NAME")
         model, info = load_domain_classifier(path, self.device)
+        self.check_classifier_domains(path, info)
         if model.n_classes > 2 or len(info.get("domains") or "AB") != 2:
             raise UserError(f"CAM classifier {path} knows {len(info['domains'])} classes; SAAGAN needs one trained on "
                             f"the two domains (scripts/train_cam_classifier.py --dataroot {opt.dataroot})")
@@ -192,6 +197,19 @@ class SAAGANModel(AttentionCycleModel):
         self.note(f"CAM classifier {path}: {len(info.get('domains', {})) or 2} classes, held-out accuracy "
                   f"{accuracy:.3f}" if accuracy is not None else f"CAM classifier {path}")
         return model
+
+    def check_classifier_domains(self, path: Path, info: dict[str, Any]) -> None:
+        """The classifier's classes must be this run's A and B in that order: a classifier whose
+        recorded class folders are this run's B and A folders would give each side the other's CAM."""
+        recorded = [Path(folder).resolve() for folder in (info.get("domains") or {}).values()]
+        root = Path(self.opt.dataroot).resolve() if self.opt.dataroot else None
+        run = [root / f"{self.opt.phase}{side}" for side in ("AB" if self.opt.direction == "AtoB" else "BA")] if root else []
+        if len(recorded) == 2 and recorded == run[::-1]:
+            raise UserError(f"CAM classifier {path} has its classes the other way round: its class 0 is {recorded[0]}, "
+                            f"this run's A side is {run[0]}. Train it on this data with scripts/train_cam_classifier.py "
+                            f"(or check --direction)")
+        # Checked again on the first training images, whatever the recorded folders say (see priors()).
+        self.classifier_check = {"right": 0, "seen": 0, "path": str(path)}
 
     def architecture(self) -> dict[str, Any]:
         found = super().architecture()
@@ -209,11 +227,34 @@ class SAAGANModel(AttentionCycleModel):
         """The classifier's class of the images on ``side`` (A is trainA unless --direction BtoA)."""
         return ("AB" if self.opt.direction == "AtoB" else "BA").index(side)
 
+    #: Training images on which the classifier's accuracy is checked, and the accuracy that counts as chance.
+    CLASSIFIER_CHECK_IMAGES, CHANCE_ACCURACY = 32, 0.65
+
+    def check_classifier_on(self, images: torch.Tensor, classes: torch.Tensor) -> None:
+        """Count the classifier's right answers on the first training images; warn once when the
+        accuracy is near chance (a classifier of other data, or of swapped domains)."""
+        check = getattr(self, "classifier_check", None)
+        if check is None or check["seen"] >= self.CLASSIFIER_CHECK_IMAGES:
+            return
+        classifier = self.networks["C"].network
+        with torch.no_grad():
+            predicted = classifier(resize_for(images, classifier.input_size)).argmax(1)
+        check["right"] += int((predicted == classes).sum())
+        check["seen"] += int(classes.numel())
+        if check["seen"] >= self.CLASSIFIER_CHECK_IMAGES:
+            accuracy = check["right"] / check["seen"]
+            if accuracy < self.CHANCE_ACCURACY:
+                self.note(f"warning: CAM classifier {check['path']} is right on only {accuracy:.0%} of this run's first "
+                          f"{check['seen']} training images (chance is 50%): its CAM prior will mislead the attention. "
+                          f"Was it trained on this data, with A and B the same way round?")
+
     def priors(self) -> None:
         """``cam_X`` (normalised CAM of the own class) and ``prior_X`` (Eq. 5, or the masks) per side."""
         opt = self.opt
         for side, image in (("A", self.real_A), ("B", self.real_B)):
             classes = torch.full((image.shape[0],), self.own_class(side), device=image.device, dtype=torch.long)
+            if self.is_train:
+                self.check_classifier_on(image, classes)
             cam = normalised_cam(self.networks["C"].network, image, classes, opt.cam)
             prior = ternary_mask(cam, opt.theta_low, opt.theta_high)
             mask, has_mask = self.given_masks.get(side, (None, None))

@@ -23,15 +23,13 @@ if str(REPO_ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from models.attentiongan_model import convert_released_generator, released_generator_options  # noqa: E402
-from util.checkpoint import save_inference_checkpoint  # noqa: E402
-from util.errors import UserError  # noqa: E402
+from util.checkpoint import load_state_dict_file, refuse_existing_run, save_inference_checkpoint  # noqa: E402
+from util.errors import UserError, run_cli  # noqa: E402
 
 
 def load_released(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise UserError(f"{path} not found: pass the authors' latest_net_G_A.pth / latest_net_G_B.pth")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or "conv1.weight" not in state:
+    state = load_state_dict_file(path, "the authors' latest_net_G_A.pth / latest_net_G_B.pth")
+    if "conv1.weight" not in state:
         raise UserError(f"{path} is not a released AttentionGAN generator (no conv1.weight key)")
     return state
 
@@ -65,17 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", type=str, required=True, help="run name to create under --checkpoints_dir")
     parser.add_argument("--checkpoints_dir", type=Path, default=Path("checkpoints"))
     parser.add_argument("--epoch", type=str, default="latest", help="label of the written checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an existing run --name")
     args = parser.parse_args(argv)
     out = args.checkpoints_dir / args.name / ("latest.pt" if args.epoch == "latest" else f"epoch_{args.epoch}.pt")
-    try:
+
+    def run() -> None:
+        refuse_existing_run(out.parent, args.overwrite)
         convert(args.G_A, args.G_B, out, args.name)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(
-        f"wrote {out}; test with: python test.py --name {args.name} --model attentiongan --checkpoints_dir {args.checkpoints_dir}"
-    )
-    return 0
+        print(f"wrote {out}; test with: python test.py --name {args.name} --model attentiongan "
+              f"--checkpoints_dir {args.checkpoints_dir}")
+
+    return run_cli(run)
 
 
 if __name__ == "__main__":

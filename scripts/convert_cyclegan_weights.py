@@ -22,31 +22,19 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import torch  # noqa: E402
 
 from models import networks  # noqa: E402
 from models.cycle_gan_model import convert_released_generator  # noqa: E402
-from util.checkpoint import save_inference_checkpoint  # noqa: E402
+from util.checkpoint import load_state_dict_file, refuse_existing_run, save_inference_checkpoint  # noqa: E402
 from util.errors import UserError, run_cli  # noqa: E402
-
-
-def load_released(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise UserError(f"{path} not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
-        raise UserError(f"{path} is not a PyTorch state_dict ({type(err).__name__}: {err})") from None
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise UserError(f"{path} is not a generator state_dict (a dict of tensors)")
-    return state
 
 
 def convert(files: dict[str, Path], model: str, out: Path, name: str) -> dict[str, object]:
     converted, architectures = {}, {}
     for network, path in files.items():
         try:
-            state, architecture = convert_released_generator(load_released(path))
+            released = load_state_dict_file(path, "a CycleGAN/pix2pix generator (latest_net_G_A.pth, horse2zebra.pth)")
+            state, architecture = convert_released_generator(released)
         except KeyError as err:
             raise UserError(f"{path}: {err.args[0]}") from None
         generator = networks.define_generator(architecture["netG"], architecture["input_nc"], architecture["output_nc"],
@@ -73,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--G", type=Path, default=None, help="pix2pix: the generator (latest_net_G.pth)")
     parser.add_argument("--name", required=True, help="run name to create under --checkpoints_dir")
     parser.add_argument("--checkpoints_dir", type=Path, default=Path("checkpoints"))
+    parser.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an existing run --name")
     args = parser.parse_args(argv)
     if args.model == "pix2pix":
         files = {"G": args.G or args.G_A}
@@ -83,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.checkpoints_dir / args.name / "latest.pt"
 
     def run() -> None:
+        refuse_existing_run(out.parent, args.overwrite)
         architecture = convert(files, args.model, out, args.name)
         print(f"wrote {out} ({args.model}, {architecture['netG']}, ngf {architecture['ngf']}, {architecture['norm']} norm); "
               f"translate with: python translate.py --name {args.name} --checkpoints_dir {args.checkpoints_dir} "

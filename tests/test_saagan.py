@@ -11,11 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import create_model, networks
-from models.classifier import RESNET50_WEIGHTS_FILES, DomainClassifier, normalised_cam
+from models.classifier import RESNET50_WEIGHTS_FILES, DomainClassifier, classifier_checkpoint, normalised_cam
 from models.saagan_model import attention_loss, ternary_mask
 from options import parse_train_options
 from tests.conftest import make_unaligned, run_script
 from tests.test_precision import unpaired_batch
+from util.checkpoint import atomic_save
 from util.errors import UserError
 
 
@@ -281,3 +282,29 @@ def test_cam_script_refuses_a_resnet50_cam_smaller_than_7x7(tmp_path, capsys):
         main(["--dataroot", str(tmp_path), "--name", "c", "--backbone", "resnet50", "--size", "128"])
     error = capsys.readouterr().err
     assert exit_info.value.code == 2 and "4x4" in error and "--size 224" in error
+
+
+def test_a_classifier_with_swapped_domains_is_refused_and_a_chance_one_warned_about(tmp_path, capsys):
+    data = make_unaligned(tmp_path / "data", n_a=4, n_b=4)
+    torch.manual_seed(1)
+    classifier = DomainClassifier(input_size=32, width=4, n_layers=3, n_classes=2)
+    swapped = {"A": str(data / "trainB"), "B": str(data / "trainA")}
+    atomic_save(classifier_checkpoint(classifier, {}, {"accuracy": 0.9}, swapped), tmp_path / "swapped" / "classifier.pt")
+    args = ["--model", "saagan", "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--crop_size",
+            "32", "--load_size", "32", "--pool_size", "0", "--checkpoints_dir", str(tmp_path), "--dataroot", str(data)]
+    with pytest.raises(UserError, match="other way round"):
+        create_model("saagan", parse_train_options([*args, "--cam_classifier", "swapped"]), torch.device("cpu"))
+    with pytest.raises(UserError, match="train_cam_classifier.py"):
+        create_model("saagan", parse_train_options([*args, "--cam_classifier", "missing"]), torch.device("cpu"))
+    # a classifier that always says "B": right on half of the images
+    right = {"A": str(data / "trainA"), "B": str(data / "trainB")}
+    with torch.no_grad():
+        classifier.head.weight.zero_()
+        classifier.head.bias.copy_(torch.tensor([0.0, 5.0]))
+    atomic_save(classifier_checkpoint(classifier, {}, {"accuracy": 0.5}, right), tmp_path / "chance" / "classifier.pt")
+    model = create_model("saagan", parse_train_options([*args, "--cam_classifier", "chance"]), torch.device("cpu"))
+    model.setup()
+    capsys.readouterr()
+    for _ in range(model.CLASSIFIER_CHECK_IMAGES // 4):
+        model.train_step(unpaired_batch(batch_size=2))
+    assert "right on only 50%" in capsys.readouterr().out

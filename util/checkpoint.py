@@ -45,7 +45,8 @@ def _atomic_replace(path: Path, write) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # The temporary name must not grow with the final one: a legal 250-byte name would pass 255.
+        fd, tmp = tempfile.mkstemp(prefix=".atomic-", suffix=".tmp", dir=path.parent)
     except OSError as err:
         if is_disk_full(err):
             raise disk_full(path, path.exists()) from None
@@ -65,7 +66,8 @@ def _atomic_replace(path: Path, write) -> None:
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:
-    """Delete temp files that killed writes left in ``folder`` (``.NAME.*.tmp``); returns them."""
+    """Delete temp files that killed writes left in ``folder`` (``.atomic-*.tmp``; ``.NAME.*.tmp`` from older
+    versions); returns them."""
     stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
     for path in stale:
         path.unlink(missing_ok=True)
@@ -97,9 +99,36 @@ def safe_load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def load_state_dict_file(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """A ``state_dict`` file from another code base (released weights), loaded without running code;
+    a clear error when it is missing, unreadable or not a dict of tensors. ``what`` names the file kind."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} not found: pass {what}")
+    try:
+        state = safe_load(path)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user
+        if refused_as_code(err):
+            raise UserError(unsafe_file_message(path, "weights file")) from None
+        raise UserError(f"{path} is not a PyTorch state_dict ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                        f"pass {what}") from None
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserError(f"{path} is not a generator state_dict (a dict of tensors); pass {what}")
+    return state
+
+
+def refuse_existing_run(run_dir: Path, overwrite: bool) -> None:
+    """Converters write a new run: an existing run's checkpoints are kept unless ``--overwrite``."""
+    existing = sorted(p.name for p in Path(run_dir).glob("*.pt"))
+    if existing and not overwrite:
+        raise UserError(f"run {run_dir} already has checkpoints ({', '.join(existing[:4])}); choose another --name, "
+                        f"or pass --overwrite to replace them")
+
+
 def refused_as_code(err: BaseException) -> bool:
     """Whether :func:`safe_load` refused a file because unpickling it would have run code."""
-    return isinstance(err, pickle.UnpicklingError) and "Weights only load failed" in str(err)
+    text = str(err).lower()  # torch words it "Unsupported global: ..." or "unsupported GLOBAL ... is blocked"
+    return isinstance(err, pickle.UnpicklingError) and ("unsupported global" in text or "allowlisted" in text)
 
 
 def unsafe_file_message(path: Path, what: str) -> str:

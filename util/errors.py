@@ -80,17 +80,20 @@ def disk_full(path: str | Path, previous_intact: bool) -> DiskFull:
     """The error for a full disk while writing ``path``."""
     before = f"the previous {Path(path).name} is intact" if previous_intact else "nothing was overwritten"
     return DiskFull(
-        f"no space left on {filesystem_of(path)} while writing {path}; {before}. "
-        f"Free space and run the command again (training: resume with --continue_train)"
+        f"no space left on {filesystem_of(path)} while writing {path}; {before}. Free space and run the command again"
     )
 
 
 def run_cli(action: Callable[[], object], interrupted_hint: str = "") -> int:
     """Run a command-line entry point: ``error: ...`` and exit status 2 for a :class:`UserError`
     (or a full disk), 3 for a :class:`RunFailed`, 130 for Ctrl-C; an ``int`` the action returns
-    is its exit status (e.g. 1 when some files failed), anything else means 0."""
+    is its exit status (e.g. 1 when some files failed), anything else means 0. ``interrupted_hint``
+    (how to go on, e.g. train.py's ``--continue_train``) follows an interruption and a full disk."""
     try:
         result = action()
+    except DiskFull as err:
+        print(f"error: {user_message(err)}{f' ({interrupted_hint})' if interrupted_hint else ''}", file=sys.stderr)
+        return 2
     except UserError as err:
         print(f"error: {user_message(err)}", file=sys.stderr)
         return 2
@@ -103,7 +106,8 @@ def run_cli(action: Callable[[], object], interrupted_hint: str = "") -> int:
     except Exception as err:
         if is_disk_full(err):
             filename = getattr(err, "filename", None) or "a file"
-            print(f"error: {disk_full(filename, previous_intact=False)}", file=sys.stderr)
+            hint = f" ({interrupted_hint})" if interrupted_hint else ""
+            print(f"error: {disk_full(filename, previous_intact=False)}{hint}", file=sys.stderr)
             return 2
         raise
     return result if isinstance(result, int) and not isinstance(result, bool) else 0

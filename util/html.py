@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import dominate
 from dominate import tags
@@ -43,9 +44,10 @@ class HTMLPage:
             with tags.table(border=1, style="table-layout: fixed;"):
                 with tags.tr():
                     for path, caption in items:
+                        url = quote(path)  # '#', '?' and '%' in file names are part of the name, not of the URL
                         with tags.td(halign="center", valign="top"):
-                            with tags.a(href=path):
-                                tags.img(style=f"width:{width}px", src=path, alt=caption)
+                            with tags.a(href=url):
+                                tags.img(style=f"width:{width}px", src=url, alt=caption)
                             tags.br()
                             tags.p(caption)
 

@@ -37,3 +37,12 @@ def save_image(image: np.ndarray, path: Path, aspect_ratio: float = 1.0) -> None
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def fit_name(stem: str, max_bytes: int) -> str:
+    """``stem`` cut to at most ``max_bytes`` bytes of UTF-8 (file names may hold 255 bytes, and the
+    toolkit adds suffixes such as ``_fake_B.png`` or ``_attention.png`` to input names)."""
+    encoded = stem.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return stem
+    return encoded[:max_bytes].decode("utf-8", errors="ignore")

@@ -15,7 +15,7 @@ from typing import Any
 
 from util.checkpoint import atomic_write_text
 from util.html import HTMLPage
-from util.image import save_image, tensor_to_image
+from util.image import fit_name, save_image, tensor_to_image
 from util.visuals import Visual
 
 MANIFEST = "results.json"
@@ -38,7 +38,7 @@ class ResultWriter:
             count = min(count, limit)
         for i in range(count):
             paths = {side: str(Path(batch[f"{side}_paths"][i]).resolve()) for side in "AB" if f"{side}_paths" in batch}
-            row_id = f"{len(self.rows):05d}_{Path(paths.get('A', 'image')).stem}"
+            row_id = f"{len(self.rows):05d}_{fit_name(Path(paths.get('A', 'image')).stem, 100)}"
             row = {"id": row_id, "paths": paths, "visuals": {}}
             if "A_domain" in batch and self.meta.get("domain_names"):  # multi-domain data: the input's domain
                 row["source_domain"] = self.meta["domain_names"][int(batch["A_domain"][i])]
