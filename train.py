@@ -167,101 +167,107 @@ def train_in(opt: argparse.Namespace, ctx: distributed.DistributedContext, devic
             print(f"data-parallel training: {ctx.world_size} processes ({ctx.backend}), {opt.batch_size} images each per step")
         visualizer = TrainingVisualizer(opt, run_dir, progress["total_iters"] if checkpoint is not None else None)
 
-    loader = EpochLoader(dataset, opt, rank=ctx.rank, world_size=ctx.world_size)
-    last_epoch = opt.n_epochs + opt.n_epochs_decay
-    run_started = time.time()
-    total_iters = progress["total_iters"]
-    images_per_step = opt.batch_size * ctx.world_size
+    try:
+        loader = EpochLoader(dataset, opt, rank=ctx.rank, world_size=ctx.world_size)
+        last_epoch = opt.n_epochs + opt.n_epochs_decay
+        run_started = time.time()
+        total_iters = progress["total_iters"]
+        images_per_step = opt.batch_size * ctx.world_size
 
-    last_good = f"{checkpoint_path(run_dir, opt.epoch)} ({progress['total_iters']} images)" if checkpoint else "none yet"
+        last_good = f"{checkpoint_path(run_dir, opt.epoch)} ({progress['total_iters']} images)" if checkpoint else "none yet"
 
-    def save(name: str, epoch: int, position: int) -> None:
-        nonlocal last_good
-        save_training_checkpoint(run_dir / name, model, opt, {"epoch": epoch, "position": position, "total_iters": total_iters})
-        last_good = f"{run_dir / name} ({total_iters} images)"
+        def save(name: str, epoch: int, position: int) -> None:
+            nonlocal last_good
+            progress_now = {"epoch": epoch, "position": position, "total_iters": total_iters}
+            save_training_checkpoint(run_dir / name, model, opt, progress_now)
+            last_good = f"{run_dir / name} ({total_iters} images)"
 
-    for epoch in range(progress["epoch"], last_epoch + 1):
-        start = progress["position"] if epoch == progress["epoch"] else 0
-        steps = loader.steps(start)
-        model.on_epoch_start(epoch)
-        model.set_mode(True)
-        bar = tqdm(
-            total=len(dataset),
-            initial=min(len(dataset), start),
-            unit="img",
-            desc=f"epoch {epoch}/{last_epoch}",
-            disable=opt.no_progress or not ctx.is_main,
-            dynamic_ncols=True,
-        )
-        started, images_this_epoch, position = time.time(), 0, start
-        for step, batch in enumerate(loader.epoch(epoch, start), start=1):
-            try:
-                losses = model.train_step(batch)
-            except NonFiniteLoss as err:
-                bar.close()
-                raise RunFailed(
-                    f"training stopped: {err} at epoch {epoch}, step {step} (after {total_iters} images). Nothing was "
-                    f"saved after the last good checkpoint: {last_good}. Lower --lr, check the data, use --precision "
-                    f"fp32/bf16 instead of fp16, or pass --nonfinite skip; then resume with --continue_train"
-                ) from None
-            before, total_iters = total_iters, total_iters + images_per_step
-            position = min(len(dataset), position + images_per_step)
-            images_this_epoch += images_per_step
-            bar.update(images_per_step)
-            if crossed(before, total_iters, opt.print_freq):
-                losses = distributed.mean_over_ranks(losses)
-                if visualizer is not None:
-                    line = visualizer.log_losses(
-                        epoch=epoch,
-                        epoch_progress=position / len(dataset),
-                        total_iters=total_iters,
-                        losses=losses,
-                        lr=model.current_lr(),
-                        seconds_per_image=(time.time() - started) / images_this_epoch,
-                    )
-                    bar.write(line) if opt.no_progress else bar.set_postfix_str(line.split(") ", 1)[-1][:80])
-            if visualizer is not None and crossed(before, total_iters, opt.display_freq):
-                visualizer.display(model.current_visuals(), epoch)
-            out_of_budget = budget_spent(opt, run_started, total_iters)
-            if (crossed(before, total_iters, opt.save_latest_freq) or out_of_budget) and step < steps:
-                save("latest.pt", epoch, position)
-            if out_of_budget and step < steps:
-                bar.close()
-                if ctx.is_main:
-                    print(
-                        f"stopping at {out_of_budget} (epoch {epoch}, position {position}, {total_iters} images); "
-                        f"resume with --continue_train"
-                    )
-                return run_dir
-        bar.close()
-        model.update_learning_rate()
-        diagnostics = model.epoch_diagnostics()
-        if model.skipped_steps:
-            diagnostics.append(f"{model.skipped_steps} optimiser step(s) skipped so far for non-finite losses (--nonfinite skip)")
-        if ctx.is_main:
-            for message in diagnostics:
-                warnings.warn(f"epoch {epoch}: {message}", stacklevel=1)
-        if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
-            # The epoch snapshot first: a kill between the two writes then loses nothing.
-            save(f"epoch_{epoch}.pt", epoch + 1, 0)
-        save("latest.pt", epoch + 1, 0)
-        if ctx.is_main:
-            visualizer.save_loss_curve()
-            print(
-                f"end of epoch {epoch}/{last_epoch}: {time.time() - started:.1f}s, "
-                f"{total_iters} images seen, lr now {model.current_lr():.7f}"
+        for epoch in range(progress["epoch"], last_epoch + 1):
+            start = progress["position"] if epoch == progress["epoch"] else 0
+            steps = loader.steps(start)
+            model.on_epoch_start(epoch)
+            model.set_mode(True)
+            bar = tqdm(
+                total=len(dataset),
+                initial=min(len(dataset), start),
+                unit="img",
+                desc=f"epoch {epoch}/{last_epoch}",
+                disable=opt.no_progress or not ctx.is_main,
+                dynamic_ncols=True,
             )
-        out_of_budget = budget_spent(opt, run_started, total_iters)
-        if out_of_budget and epoch < last_epoch:
+            started, images_this_epoch, position = time.time(), 0, start
+            for step, batch in enumerate(loader.epoch(epoch, start), start=1):
+                try:
+                    losses = model.train_step(batch)
+                except NonFiniteLoss as err:
+                    bar.close()
+                    raise RunFailed(
+                        f"training stopped: {err} at epoch {epoch}, step {step} (after {total_iters} images). Nothing was "
+                        f"saved after the last good checkpoint: {last_good}. Lower --lr, check the data, use --precision "
+                        f"fp32/bf16 instead of fp16, or pass --nonfinite skip; then resume with --continue_train"
+                    ) from None
+                before, total_iters = total_iters, total_iters + images_per_step
+                position = min(len(dataset), position + images_per_step)
+                images_this_epoch += images_per_step
+                bar.update(images_per_step)
+                if crossed(before, total_iters, opt.print_freq):
+                    losses = distributed.mean_over_ranks(losses)
+                    if visualizer is not None:
+                        line = visualizer.log_losses(
+                            epoch=epoch,
+                            epoch_progress=position / len(dataset),
+                            total_iters=total_iters,
+                            losses=losses,
+                            lr=model.current_lr(),
+                            seconds_per_image=(time.time() - started) / images_this_epoch,
+                        )
+                        bar.write(line) if opt.no_progress else bar.set_postfix_str(line.split(") ", 1)[-1][:80])
+                if visualizer is not None and crossed(before, total_iters, opt.display_freq):
+                    visualizer.display(model.current_visuals(), epoch, total_iters)
+                out_of_budget = budget_spent(opt, run_started, total_iters)
+                if (crossed(before, total_iters, opt.save_latest_freq) or out_of_budget) and step < steps:
+                    save("latest.pt", epoch, position)
+                if out_of_budget and step < steps:
+                    bar.close()
+                    if ctx.is_main:
+                        print(
+                            f"stopping at {out_of_budget} (epoch {epoch}, position {position}, {total_iters} images); "
+                            f"resume with --continue_train"
+                        )
+                    return run_dir
+            bar.close()
+            model.update_learning_rate()
+            diagnostics = model.epoch_diagnostics()
+            if model.skipped_steps:
+                diagnostics.append(f"{model.skipped_steps} optimiser step(s) skipped so far for non-finite losses "
+                                   f"(--nonfinite skip)")
             if ctx.is_main:
-                print(f"stopping at {out_of_budget} after epoch {epoch}; resume with --continue_train")
-            return run_dir
-    if ctx.is_main:
-        if progress["epoch"] > last_epoch:
-            print(f"{opt.name} already finished its {last_epoch} epochs; raise --n_epochs/--n_epochs_decay to train more")
-        print(f"checkpoints: {run_dir}; training page: {run_dir / 'web' / 'index.html'}")
-    return run_dir
+                for message in diagnostics:
+                    warnings.warn(f"epoch {epoch}: {message}", stacklevel=1)
+            if epoch % opt.save_epoch_freq == 0 or epoch == last_epoch:
+                # The epoch snapshot first: a kill between the two writes then loses nothing.
+                save(f"epoch_{epoch}.pt", epoch + 1, 0)
+            save("latest.pt", epoch + 1, 0)
+            if ctx.is_main:
+                visualizer.save_loss_curve()
+                print(
+                    f"end of epoch {epoch}/{last_epoch}: {time.time() - started:.1f}s, "
+                    f"{total_iters} images seen, lr now {model.current_lr():.7f}"
+                )
+            out_of_budget = budget_spent(opt, run_started, total_iters)
+            if out_of_budget and epoch < last_epoch:
+                if ctx.is_main:
+                    print(f"stopping at {out_of_budget} after epoch {epoch}; resume with --continue_train")
+                return run_dir
+        if ctx.is_main:
+            if progress["epoch"] > last_epoch:
+                print(f"{opt.name} already finished its {last_epoch} epochs; raise --n_epochs/--n_epochs_decay to train more")
+            print(f"checkpoints: {run_dir}; training page: {run_dir / 'web' / 'index.html'}")
+        return run_dir
 
+    finally:
+        if visualizer is not None:
+            visualizer.close()  # flushes TensorBoard / W&B
 
 def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(

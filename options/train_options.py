@@ -17,6 +17,12 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--display_server", type=str, default="http://localhost", help="Visdom server (never started by the toolkit)")
     g.add_argument("--display_env", type=str, default="main", help="Visdom environment")
     g.add_argument("--display_port", type=int, default=8097, help="Visdom port")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files (losses, lr, pictures) to CHECKPOINTS_DIR/NAME/tensorboard")
+    g.add_argument("--use_wandb", action="store_true", help="also log to Weights & Biases (pip install wandb)")
+    g.add_argument("--wandb_project_name", type=str, default="attention-gan-toolkit", help="the W&B project")
+    g.add_argument("--wandb_mode", type=str, default="online", choices=("online", "offline"),
+                   help="offline: write the W&B run under the run folder, to upload later with wandb sync")
     g.add_argument("--print_freq", type=int, default=100, help="log losses every N images")
     g.add_argument("--no_html", action="store_true", help="do not write the training HTML page")
     g.add_argument("--no_progress", action="store_true", help="no progress bars (e.g. in log files)")

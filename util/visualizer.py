@@ -20,6 +20,7 @@ from util.checkpoint import atomic_write_bytes, atomic_write_text
 from util.errors import UserError
 from util.html import HTMLPage
 from util.image import save_image, tensor_to_image
+from util.loggers import experiment_loggers
 from util.visuals import Visual
 
 _EPOCH_IMAGE = re.compile(r"epoch(\d+)_(.+)\.png$")
@@ -46,6 +47,7 @@ class TrainingVisualizer:
             note = f"resumed at {resume_total_iters} images" if resume_total_iters is not None else "new run"
             handle.write(f"================ Training loss ({time.strftime('%c')}, {note}) ================\n")
         self.visual_order: list[str] = []
+        self.loggers = experiment_loggers(opt, self.run_dir)
         self.visdom = None
         if opt.display_id > 0:
             from util.visdom_display import VisdomDisplay
@@ -97,6 +99,8 @@ class TrainingVisualizer:
             handle.write(line + "\n")
         if self.visdom is not None:
             self.visdom.plot_losses(record["progress"], losses)
+        for logger in self.loggers:
+            logger.log_scalars(total_iters, {**losses, "lr": lr})
         return line
 
     def save_loss_curve(self) -> Path | None:
@@ -128,12 +132,14 @@ class TrainingVisualizer:
         return path
 
     # ------------------------------------------------------------------ pictures
-    def display(self, visuals: dict[str, Visual], epoch: int) -> None:
-        """Show the current pictures in Visdom and on the training page."""
+    def display(self, visuals: dict[str, Visual], epoch: int, total_iters: int = 0) -> None:
+        """Show the current pictures in Visdom, on the training page and in the experiment loggers."""
         images = visuals_to_images(visuals)
         self.visual_order = list(images)
         if self.visdom is not None:
             self.visdom.show_images(images, caption=f"epoch {epoch}")
+        for logger in self.loggers:
+            logger.log_images(total_iters, images)
         if not self.opt.no_html:
             for name, image in images.items():
                 save_image(image, self.image_dir / f"epoch{epoch:03d}_{name}.png")
@@ -160,3 +166,9 @@ class TrainingVisualizer:
                 [(f"images/epoch{epoch:03d}_{name}.png", name) for name in by_epoch[epoch]], width=self.opt.display_winsize
             )
         return page.save()
+
+    def close(self) -> None:
+        """Close the experiment loggers (flushes their files)."""
+        for logger in self.loggers:
+            logger.close()
+        self.loggers = []
