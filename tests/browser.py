@@ -114,12 +114,23 @@ def headless_chromium(timeout: float = 60) -> Iterator[Any]:
             driver.quit()
 
 
-def open_page(driver: Any, url: str, timeout: float = 60) -> None:
-    """Load ``url`` and wait until every <img> on it finished loading or failing."""
+# Lazy images load only when scrolled into view, and pictures behind a closed <details> only when
+# opened: a report on every image asks for them all at once.
+_LOAD_EVERYTHING_JS = """
+document.querySelectorAll('details').forEach(d => { d.open = true; });
+document.querySelectorAll('img[loading="lazy"]').forEach(img => { img.loading = 'eager'; });
+"""
+
+
+def open_page(driver: Any, url: str, timeout: float = 60, everything: bool = True) -> None:
+    """Load ``url``; with ``everything``, open collapsed sections, load lazy images and wait until
+    every <img> finished loading or failing (otherwise the page is as a reader first sees it)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(url)  # returns after the load event
-    WebDriverWait(driver, timeout).until(lambda d: d.execute_script(_IMAGES_SETTLED_JS))
+    if everything:
+        driver.execute_script(_LOAD_EVERYTHING_JS)
+        WebDriverWait(driver, timeout).until(lambda d: d.execute_script(_IMAGES_SETTLED_JS))
 
 
 def image_report(driver: Any) -> list[dict]:

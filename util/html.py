@@ -38,17 +38,23 @@ class HTMLPage:
         with self.doc:
             tags.p(text)
 
-    def add_images(self, items: list[tuple[str, str]], width: int = 256) -> None:
-        """One row: ``(relative image path, caption)`` per cell; each image links to itself."""
+    def add_images(self, items: list[tuple[str, str]], width: int = 256, lazy: bool = False) -> None:
+        """One row: ``(relative image path, caption)`` per cell; each image links to itself.
+        ``lazy``: the browser loads an image when it scrolls into view (long pages open fast)."""
         with self.doc:
-            with tags.table(border=1, style="table-layout: fixed;"):
-                with tags.tr():
+            _image_table(items, width, lazy)
+
+    def add_collapsed(self, summary: str, items: list[tuple[str, str]], width: int = 256) -> None:
+        """A row of images behind a closed ``<details>`` element: one click away, loaded when opened."""
+        with self.doc:
+            with tags.details():
+                tags.summary(summary)
+                with tags.div(style="display:flex;flex-wrap:wrap;gap:4px"):  # wraps to the window's width
                     for path, caption in items:
-                        url = quote(path)  # '#', '?' and '%' in file names are part of the name, not of the URL
-                        with tags.td(halign="center", valign="top"):
+                        url = quote(path)
+                        with tags.div(style=f"width:{width}px;text-align:center"):
                             with tags.a(href=url):
-                                tags.img(style=f"width:{width}px", src=url, alt=caption)
-                            tags.br()
+                                tags.img(style=f"width:{width}px", src=url, alt=caption, loading="lazy")
                             tags.p(caption)
 
     def add_table(self, header: list[str], rows: list[list[str]]) -> None:
@@ -66,3 +72,15 @@ class HTMLPage:
         path = self.web_dir / "index.html"
         atomic_write_text(path, self.doc.render())
         return path
+
+
+def _image_table(items: list[tuple[str, str]], width: int, lazy: bool) -> None:
+    with tags.table(border=1, style="table-layout: fixed;"):
+        with tags.tr():
+            for path, caption in items:
+                url = quote(path)  # '#', '?' and '%' in file names are part of the name, not of the URL
+                with tags.td(halign="center", valign="top"):
+                    with tags.a(href=url):
+                        tags.img(style=f"width:{width}px", src=url, alt=caption, **({"loading": "lazy"} if lazy else {}))
+                    tags.br()
+                    tags.p(caption)

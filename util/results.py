@@ -48,6 +48,11 @@ class ResultWriter:
                 row["visuals"][name] = {"file": file, "source": visual.source, "kind": visual.kind}
                 if visual.target is not None:
                     row["visuals"][name]["target"] = visual.target
+            for side in "AB":  # the data's own mask, for the reader (the evaluation reads the mask files)
+                if f"{side}_has_mask" in batch and bool(batch[f"{side}_has_mask"][i]):
+                    file = f"images/{row_id}_true_mask_{side}.png"
+                    save_image(tensor_to_image(batch[f"{side}_mask"][i]), self.result_dir / file, self.aspect_ratio)
+                    row.setdefault("true_masks", {})[side] = file
             self.rows.append(row)
         return count
 
@@ -59,8 +64,33 @@ class ResultWriter:
             page.add_text(f"{name}: {value}")
         for row in self.rows:
             page.add_header(row["id"] + "  (" + ", ".join(f"{s}: {Path(p).name}" for s, p in row["paths"].items()) + ")")
-            page.add_images([(v["file"], name) for name, v in row["visuals"].items()], width=self.width)
+            shown: set[str] = set()
+            for side, names in glance(row["visuals"]).items():
+                items = [(row["visuals"][name]["file"], name) for name in names]
+                if side in row.get("true_masks", {}):
+                    items.append((row["true_masks"][side], f"true mask {side}"))
+                page.add_images(items, width=self.width, lazy=True)
+                shown.update(names)
+            rest = [(v["file"], name) for name, v in row["visuals"].items() if name not in shown]
+            if rest:
+                page.add_collapsed(f"{len(rest)} more pictures (content images, masks, ...)", rest, width=self.width)
         return page.save()
+
+
+# What a reader compares, per input side and in this order; everything else is one click away.
+GLANCE_KINDS = ("real", "fake", "rec", "attention")
+
+
+def glance(visuals: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Per source side, the visuals of a row shown at a glance: its input, its translation(s), the
+    reconstruction and the foreground attention (multi-domain models: one translation and
+    attention per target)."""
+    rows: dict[str, list[str]] = {}
+    for kind in GLANCE_KINDS:
+        for name, visual in visuals.items():
+            if visual["kind"] == kind:
+                rows.setdefault(visual["source"], []).append(name)
+    return rows
 
 
 def read_manifest(result_dir: Path) -> dict[str, Any]:
