@@ -97,6 +97,8 @@ class BaseModel:
         self.pools: dict[str, ImagePool] = {}
         self.epoch = opt.epoch_count if self.is_train else 0
         self.precision = Precision(getattr(opt, "precision", "fp32"), device)
+        if self.precision.asked == "auto":
+            self.note(f"--precision auto: {self.precision.name} ({self.precision.why})")
         if self.precision.name == "fp16" and torch.device(device).type == "cpu":
             self.note("note: --precision fp16 on a CPU has no fast kernels and runs about 20x slower than fp32; "
                       "use bf16 (on CPUs with AVX512-BF16 or AMX) or fp32")

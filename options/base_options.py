@@ -92,7 +92,8 @@ def add_base_options(parser: argparse.ArgumentParser) -> None:
         type=str,
         default="fp32",
         choices=PRECISIONS,
-        help="number format of the networks: fp32, bf16 or fp16 autocast (losses stay fp32; fp16 scales gradients). "
+        help="number format of the networks: fp32, bf16 or fp16 autocast (losses stay fp32; fp16 scales gradients); "
+        "auto: bf16 on CPUs with AVX512-BF16/AMX and Ampere or newer GPUs, fp32 elsewhere. "
         "See docs/performance.md for what each gains where",
     )
     g.add_argument(

@@ -107,7 +107,8 @@ def benchmark_model(model: str, seed: int, args: argparse.Namespace, extra: list
     run_dir = Path(args.checkpoints_dir) / name
     # What identifies the run and its networks: the same for train.py and test.py.
     run_options = ["--model", model, "--name", name, "--dataroot", str(args.dataroot), "--checkpoints_dir",
-                   str(args.checkpoints_dir), "--gpu_ids", args.gpu_ids, "--direction", args.direction, *network]
+                   str(args.checkpoints_dir), "--gpu_ids", args.gpu_ids, "--direction", args.direction,
+                   "--precision", args.precision, *network]
     schedule = ["--max_dataset_size", str(args.epoch_size), "--n_epochs", str(args.n_epochs),
                 "--n_epochs_decay", str(args.n_epochs_decay), "--seed", str(seed)]
     logging = ["--display_id", "0", "--print_freq", "100", "--display_freq", "500", "--save_epoch_freq", "1000"]
@@ -153,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier", default=None,
                         help="a domain classifier for evaluate.py, or auto: train the project's on --dataroot once")
     parser.add_argument("--gpu_ids", type=str, default="0")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="for train.py and test.py; auto: bf16 where the hardware runs it fast, fp32 elsewhere")
     parser.add_argument("--prefix", type=str, default="bench")
     parser.add_argument("--phase", type=str, default="test", help="the split test.py translates (maps: val)")
     parser.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB", help="for train.py and test.py alike")

@@ -218,3 +218,20 @@ def test_speed_benchmark_runs_on_tiny_settings(tmp_path):
     loader = run_script("scripts/benchmark_speed.py", "--loader_only", "--dataroot", data, "--size", "32", "--steps", "3",
                         "--warmup", "1", "--num_threads", "0", "--gpu_ids", "-1")
     assert loader.returncode == 0 and "loader samples/s" in loader.stdout, loader.stderr[-2000:]
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch, capsys):
+    from util import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    fast = precision.Precision("auto", torch.device("cpu"))
+    assert (fast.asked, fast.name, fast.dtype) == ("auto", "bf16", torch.bfloat16) and "avx512_bf16" in fast.why
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
+    assert precision.Precision("auto", torch.device("cpu")).name == "bf16"
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512f"})
+    slow = precision.Precision("auto", torch.device("cpu"))
+    assert slow.name == "fp32" and not slow.enabled and "without AVX512-BF16" in slow.why
+    model = create_model("cycle_gan", parse_train_options(["--model", "cycle_gan", "--gpu_ids", "-1", "--precision", "auto",
+                                                           "--ngf", "4", "--ndf", "4"]), torch.device("cpu"))
+    assert model.precision.name == "fp32" and "--precision auto: fp32 (CPU without" in capsys.readouterr().out
+    assert precision.Precision("bf16", torch.device("cpu")).name == "bf16"  # asked for: kept

@@ -1,4 +1,7 @@
-"""Mixed precision for training and testing (``--precision fp32|bf16|fp16``).
+"""Mixed precision for training and testing (``--precision fp32|bf16|fp16|auto``).
+
+``auto`` is bf16 where the hardware runs it fast (CPUs with AVX512-BF16 or AMX, NVIDIA GPUs of
+compute capability 8.0 or newer, i.e. Ampere on) and fp32 elsewhere (:func:`resolve`).
 
 One :class:`Precision` per run decides the autocast dtype and owns nothing else; the base
 model uses it so that model files never touch autocast or gradient scalers:
@@ -23,8 +26,39 @@ from typing import Any
 
 import torch
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def fast_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether ``device`` runs bf16 convolutions fast, and why (for the log)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        name = torch.cuda.get_device_name(device)
+        return major >= 8, f"{name}, compute capability {major}.{minor}"
+    flags = cpu_flags() & {"avx512_bf16", "amx_bf16"}
+    return bool(flags), f"CPU flags {', '.join(sorted(flags))}" if flags else "CPU without AVX512-BF16 or AMX"
+
+
+def resolve(name: str, device: torch.device) -> tuple[str, str]:
+    """``(precision to use, why)``: ``auto`` becomes bf16 or fp32 (see the module docstring)."""
+    if name != "auto":
+        return name, "asked for"
+    fast, why = fast_bf16(device)
+    return ("bf16" if fast else "fp32"), why
 
 
 class Precision:
@@ -33,6 +67,8 @@ class Precision:
     def __init__(self, name: str, device: torch.device) -> None:
         if name not in PRECISIONS:
             raise ValueError(f"--precision must be one of {PRECISIONS}, got {name!r}")
+        self.asked = name
+        name, self.why = resolve(name, device)
         self.name = name
         self.dtype = _DTYPES[name]
         self.device_type = torch.device(device).type
