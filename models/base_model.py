@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from models import networks
-from models.runtime import NetworkRunner
+from models.runtime import NetworkRunner, prepare_compile
 from util import distributed
 from util.errors import RunFailed, UserError
 from util.image_pool import ImagePool
@@ -97,6 +97,8 @@ class BaseModel:
         self.pools: dict[str, ImagePool] = {}
         self.epoch = opt.epoch_count if self.is_train else 0
         self.precision = Precision(getattr(opt, "precision", "fp32"), device)
+        if getattr(opt, "compile", False):
+            self.note(prepare_compile(torch.device(device)))
         if self.precision.asked == "auto":
             self.note(f"--precision auto: {self.precision.name} ({self.precision.why})")
         if self.precision.name == "fp16" and torch.device(device).type == "cpu":

@@ -18,8 +18,10 @@ same keys whatever the run options.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -42,6 +44,23 @@ def check_compile_supported(device: torch.device) -> None:
         raise UserError(
             "--compile on the CPU needs a C++ compiler (g++ or clang++) on PATH; install one or run without --compile"
         )
+
+
+# torch.compile's compiled kernels and graphs, kept between runs (the default under /tmp may be
+# cleaned at reboot): a second run of the same configuration skips most of the compiling.
+COMPILE_CACHE = Path.home() / ".cache" / "attngan-toolkit" / "inductor"
+
+
+def prepare_compile(device: torch.device) -> str:
+    """Before the first ``torch.compile``: check that it can work, and keep inductor's cache in
+    :data:`COMPILE_CACHE` unless ``TORCHINDUCTOR_CACHE_DIR`` names another place; returns the
+    message that says when compiling happens and where the cache is."""
+    check_compile_supported(device)
+    cache = os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(COMPILE_CACHE))
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    return (f"--compile: each network is compiled on its first training steps (about a minute per configuration on a "
+            f"CPU, so the first steps are slow); inductor's cache is kept in {cache}, so later runs of the same "
+            f"configuration start faster")
 
 
 class NetworkRunner(nn.Module):

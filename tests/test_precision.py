@@ -235,3 +235,19 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch, caps
                                                            "--ngf", "4", "--ndf", "4"]), torch.device("cpu"))
     assert model.precision.name == "fp32" and "--precision auto: fp32 (CPU without" in capsys.readouterr().out
     assert precision.Precision("bf16", torch.device("cpu")).name == "bf16"  # asked for: kept
+
+
+def test_compile_keeps_inductors_cache_and_says_when_it_compiles(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setattr("models.runtime.COMPILE_CACHE", tmp_path / "inductor")
+    create_model("cycle_gan", parse_train_options(["--model", "cycle_gan", "--gpu_ids", "-1", "--compile", "--ngf", "4",
+                                                   "--ndf", "4"]), torch.device("cpu"))
+    import os
+
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor") and (tmp_path / "inductor").is_dir()
+    out = capsys.readouterr().out
+    assert "compiled on its first training steps" in out and str(tmp_path / "inductor") in out
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))  # the user's choice wins
+    create_model("cycle_gan", parse_train_options(["--model", "cycle_gan", "--gpu_ids", "-1", "--compile", "--ngf", "4",
+                                                   "--ndf", "4"]), torch.device("cpu"))
+    assert str(tmp_path / "mine") in capsys.readouterr().out
