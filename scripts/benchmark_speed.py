@@ -26,6 +26,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,24 @@ def train_options(config: dict[str, Any]) -> list[str]:
     if config["num_threads"] is not None:
         options += ["--num_threads", str(config["num_threads"])]
     switches = [f"--{name}" for name in config["options"].split("+") if name and name != "none"]
-    return options + shlex.split(config["network"]) + switches
+    return options + model_needs(config) + shlex.split(config["network"]) + switches
+
+
+def model_needs(config: dict[str, Any]) -> list[str]:
+    """What a model needs beyond the common options to be timed on fixed tensors: a U-Net of the
+    image size for the paired models, a (random) CAM classifier for SAAGAN."""
+    model = config["model"]
+    if model in ("pix2pix", "guidegan_paired") and "--netG" not in config["network"]:
+        return ["--netG", f"unet_{config['size']}"]
+    if model == "saagan":
+        from models.classifier import DomainClassifier, classifier_checkpoint
+        from util.checkpoint import atomic_save
+
+        path = Path(tempfile.mkdtemp(prefix="speed_cam_")) / "classifier.pt"
+        atomic_save(classifier_checkpoint(DomainClassifier(128, n_classes=2), {}, {"accuracy": None}, {"A": "A", "B": "B"}),
+                    path)
+        return ["--cam_classifier", str(path)]
+    return []
 
 
 def peak_memory_mb(device: Any) -> float:
@@ -131,11 +149,14 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
             next(batches)
         seconds = (time.perf_counter() - started) / config["steps"]
         return {**result, "loader_images_per_s": config["batch_size"] / seconds}
+    b, s = config["batch_size"], config["size"]
+    fixed = {"A": torch.rand(b, opt.input_nc, s, s) * 2 - 1, "B": torch.rand(b, opt.output_nc, s, s) * 2 - 1}
+    if opt.model == "attentiongan_multi":  # three domains, each image sent to the next one
+        opt.domain_names = ["d0", "d1", "d2"]
+        fixed["A_domain"], fixed["target_domain"] = torch.arange(b) % 3, (torch.arange(b) + 1) % 3
     model = create_model(opt.model, opt, device)
     model.setup()
     model.set_mode(True)
-    b, s = config["batch_size"], config["size"]
-    fixed = {"A": torch.rand(b, opt.input_nc, s, s) * 2 - 1, "B": torch.rand(b, opt.output_nc, s, s) * 2 - 1}
     for side in "AB":
         fixed[f"{side}_mask"] = torch.zeros(b, 1, s, s)
         fixed[f"{side}_has_mask"] = torch.zeros(b, dtype=torch.bool)
