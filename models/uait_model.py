@@ -54,6 +54,7 @@ Table 2 ablations:
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import torch
 from torch import nn
@@ -70,6 +71,17 @@ from models.base_model import Visual
 from models.cycle_gan_model import add_cycle_loss_options
 from models.inference import SeparateAttentionTranslator
 from models.registry import register_model
+from util.errors import UserError
+
+
+def saved_attention_head(saved: dict[str, dict[str, torch.Tensor]]) -> str | None:
+    """Which head a checkpoint's attention networks have, from the last convolution's kernel
+    (7x7: paper, 1x1: authors); ``None`` without attention networks."""
+    for name in ("A_A", "A_B"):
+        weights = [v for k, v in saved.get(name, {}).items() if k.endswith(".weight") and v.dim() == 4]
+        if weights:
+            return "paper" if weights[-1].shape[-1] == 7 else "authors"
+    return None
 
 
 @register_model("uait")
@@ -182,6 +194,26 @@ class UAITModel(AttentionCycleModel):
         side = "A" if direction == "AtoB" else "B"
         attention = self.networks.get(f"A_{side}")
         return SeparateAttentionTranslator(self.networks[f"G_{side}"].network, attention.network if attention else None)
+
+    def prepare_from_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Test and translate a checkpoint whose attention networks have the other head (older
+        checkpoints do not record ``--attention_head``; their weights say which it is)."""
+        head = saved_attention_head(checkpoint["state"]["networks"])
+        if head is None or head == self.opt.attention_head:
+            return
+        self.note(f"the checkpoint's attention networks have the {head} head (--attention_head {head}): using it")
+        self.opt.attention_head = head
+        for side in "AB":
+            if f"A_{side}" in self.networks:
+                self.add_network(f"A_{side}", UAITAttentionNetwork(self.opt.input_nc if side == "A" else self.opt.output_nc,
+                                                                   self.opt.ngf_attention, head))
+
+    def load_networks(self, saved: dict[str, dict[str, torch.Tensor]], names: list[str]) -> None:
+        head = saved_attention_head(saved)
+        if head is not None and head != self.opt.attention_head:
+            raise UserError(f"the checkpoint's attention networks have the {head} head; pass --attention_head {head} "
+                            f"to resume it")
+        super().load_networks(saved, names)
 
     def build_discriminator(self, input_nc: int) -> nn.Module:
         """The 70x70 PatchGAN with instance norm on every layer but the last (Appendix A, the first

@@ -258,3 +258,19 @@ def test_train_across_the_switch_kill_resume_and_test(tmp_path):
         assert f"_{name}.png" in html, name
     kinds = {v["kind"] for v in json.loads((page.parent / "results.json").read_text())["rows"][0]["visuals"].values()}
     assert {"real", "fake", "rec", "attention", "mask"} <= kinds
+
+
+def test_a_checkpoint_of_either_head_tests_and_a_resume_names_its_head():
+    from options import parse_test_options
+
+    for trained, other in (("paper", "authors"), ("authors", "paper")):
+        saved = {name: net.state_dict() for name, net in uait("--attention_head", trained).networks.items()}
+        opt = parse_test_options([*[a for a in TINY if a not in ("--pool_size", "0")], "--attention_head", other])
+        tester = create_model("uait", opt, torch.device("cpu"))
+        tester.prepare_from_checkpoint({"state": {"networks": saved}, "architecture": {}})
+        assert tester.opt.attention_head == trained
+        tester.load_networks(saved, tester.inference_networks)
+        assert kernels_after_upsampling(tester.networks["A_A"].network) == ([3, 3, 7] if trained == "paper" else [1, 1, 1])
+        resumer = uait("--attention_head", other)
+        with pytest.raises(UserError, match=f"--attention_head {trained}"):
+            resumer.load_networks(saved, list(resumer.networks))
