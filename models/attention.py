@@ -240,7 +240,7 @@ class UAITAttentionNetwork(nn.Module):
 
     HEADS = ("paper", "authors")
 
-    def __init__(self, input_nc: int = 3, ngf: int = 32, head: str = "paper") -> None:
+    def __init__(self, input_nc: int = 3, ngf: int = 32, head: str = "authors") -> None:
         super().__init__()
         if head not in self.HEADS:
             raise ValueError(f"head must be one of {self.HEADS}, got {head!r}")

@@ -50,6 +50,7 @@ def test_paper_defaults():
     assert (opt.lr, opt.beta1, opt.n_epochs, opt.n_epochs_decay, opt.batch_size) == (0.0001, 0.5, 50, 50, 1)
     assert (opt.load_size, opt.crop_size, opt.switch_epoch, opt.tau) == (286, 256, 30, 0.1)
     assert opt.freeze_attention and opt.d_input == "foreground" and opt.fake_foreground == "generator"
+    assert opt.attention_head == "authors"  # as the authors ran it: the measured choice (docs/benchmark.md)
     model = uait()
     layers = list(model.networks["D_A"].network.model)
     assert isinstance(layers[1], SwitchableInstanceNorm2d)  # Appendix A: norm on every layer but the last
