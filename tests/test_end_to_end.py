@@ -208,7 +208,8 @@ def test_test_script_writes_the_result_page(runs):
         for visual in row["visuals"].values():
             assert (page.parent / visual["file"]).stat().st_size > 0
     html = page.read_text()
-    assert html.count("<img") == 36
+    assert html.count("<img") == 6 * (6 + 2)  # every visual, and the data's own mask of each side
+    assert html.count("_true_mask_A.png") == 2 * 6  # link and image
 
 
 def test_pages_load_every_image_in_chromium(runs):

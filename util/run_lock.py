@@ -14,7 +14,7 @@ import os
 import socket
 from pathlib import Path
 
-from util.errors import UserError
+from util.errors import UserError, disk_full, is_disk_full
 
 LOCK_FILE = ".train.lock"
 
@@ -62,8 +62,14 @@ class RunLock:
                     f"wait for it to finish or choose another --name. If that run is gone (another host, say), "
                     f"delete {self.path}"
                 ) from None
-            with os.fdopen(fd, "w") as handle:
-                json.dump(owner, handle)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(owner, handle)
+            except OSError as err:
+                self.path.unlink(missing_ok=True)
+                if is_disk_full(err):
+                    raise disk_full(self.path, previous_intact=False) from None
+                raise
             self.held = True
             return
         raise UserError(f"could not take the lock {self.path}; delete it if no train.py uses this run")
