@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs, then run it (CPU only, under 10 minutes).
+# Install everything the test suite needs, then run it (CPU only; about 25 minutes on 2 cores at the last count).
 #
 #   bash scripts/run_tests.sh            # whole suite
 #   bash scripts/run_tests.sh -k visdom  # pytest arguments pass through
