@@ -114,6 +114,8 @@ def mask_supervision_problems(opt: argparse.Namespace) -> list[str]:
     if not opt.isTrain or not hasattr(opt, "mask_fraction"):
         return []
     problems = []
+    if getattr(opt, "mask_gradient_freq", 0) < 0:
+        problems.append(f"--mask_gradient_freq {opt.mask_gradient_freq}: must be >= 0 (0: off)")
     if not 0 <= opt.mask_fraction <= 1:
         problems.append(f"--mask_fraction {opt.mask_fraction}: must be in [0, 1]")
     if opt.max_masks < -1:

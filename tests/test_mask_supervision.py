@@ -172,3 +172,8 @@ def test_mask_options_without_masks_are_refused():
             parse_train_options(["--model", "attentiongan", *TINY, *extra])
     with pytest.raises(UserError, match="--mask_fraction 1.5"):
         parse_train_options(["--model", "uait", *TINY, "--attention_prior", "masks", "--mask_fraction", "1.5"])
+
+
+def test_a_negative_mask_gradient_frequency_is_refused():
+    with pytest.raises(UserError, match="--mask_gradient_freq -1"):
+        parse_train_options(["--model", "aggan", *TINY, "--mask_gradient_freq", "-1"])
