@@ -16,9 +16,10 @@ import torch
 from tqdm import tqdm
 
 from data import create_dataloader, create_dataset, resolve_dataroot
-from models import create_model
+from models import create_model, get_model_class
 from options import parse_test_options
 from options.base_options import adopt_checkpoint_options, save_options, select_device
+from options.validation import validate_options
 from util.checkpoint import check_architecture, checkpoint_path, load_checkpoint, non_finite_entries
 from util.errors import UserError, run_cli
 from util.results import ResultWriter
@@ -38,6 +39,7 @@ def run_test(opt: argparse.Namespace) -> Path:
         adopted = adopt_checkpoint_options(opt, checkpoint)
         if adopted:
             print(f"options from the run: {', '.join(f'--{k} {getattr(opt, k)}' for k in adopted)}")
+        validate_options(opt, get_model_class(opt.model).validate_options)  # the size against the run's --netG
     broken = non_finite_entries(checkpoint["state"]["networks"])
     if broken:
         raise UserError(

@@ -60,12 +60,15 @@ class BaseModel:
         the value and what is allowed (checked right after parsing; see options/validation.py).
 
         The base checks the image size against the generator (``--netG``) and, when training,
-        the discriminator (``--netD``); models add their own rules and call this one.
+        the discriminator (``--netD``); models add their own rules and call this one. At test
+        time a ``--netG`` not given on the command line comes from the checkpoint, so test.py
+        checks the size again once it has taken the run's options.
         """
         problems = []
         side = opt.crop_size if "crop" in opt.preprocess or not opt.isTrain else None
         netG = getattr(opt, "netG", None)
-        if netG and side is not None:
+        netG_known = opt.isTrain or any(arg.split("=", 1)[0] == "--netG" for arg in getattr(opt, "cli_args", None) or [])
+        if netG and side is not None and netG_known:
             multiple = networks.generator_size_multiple(netG)
             if side % multiple:
                 better = max(multiple, round(side / multiple) * multiple)

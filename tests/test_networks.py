@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
 from models import networks
-from tests.conftest import ROOT, write_image
+from tests.conftest import run_script, write_image
 from util.errors import UserError
 from util.image_pool import ImagePool
 
@@ -124,11 +122,18 @@ def test_pix2pix_trains_and_tests_on_aligned_data(tmp_path):
     common = ["--dataroot", str(tmp_path / "data"), "--name", "p2p", "--model", "pix2pix", "--checkpoints_dir",
               str(tmp_path / "ckpt"), "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "unet_32", "--crop_size", "32",
               "--num_threads", "0", "--no_progress"]
-    train = subprocess.run([sys.executable, "train.py", *common, "--load_size", "32", "--n_epochs", "1", "--n_epochs_decay", "0",
-                            "--display_id", "0", "--batch_size", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    train = run_script("train.py", *common, "--load_size", "32", "--n_epochs", "1", "--n_epochs_decay", "0",
+                       "--display_id", "0", "--batch_size", "2")
     assert train.returncode == 0, train.stderr[-2000:]
-    test = subprocess.run([sys.executable, "test.py", *common, "--results_dir", str(tmp_path / "res"), "--eval"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    test = run_script("test.py", *common, "--results_dir", str(tmp_path / "res"), "--eval")
     assert test.returncode == 0, test.stderr[-2000:]
     rows = json.loads((tmp_path / "res" / "p2p" / "test_latest" / "results.json").read_text())["rows"]
     assert len(rows) == 3 and list(rows[0]["visuals"]) == ["real_A", "fake_B", "real_B"]
+    # Without --netG the run's U-Net is taken from the checkpoint before the size is checked
+    # (the default unet_256 would refuse --crop_size 32); a wrong explicit one is still refused.
+    at = common.index("--netG")
+    without_netG = common[:at] + common[at + 2:]
+    adopted = run_script("test.py", *without_netG, "--results_dir", str(tmp_path / "res2"), "--eval")
+    assert adopted.returncode == 0 and "--netG unet_32" in adopted.stdout, adopted.stderr[-2000:]
+    wrong = run_script("test.py", *without_netG, "--netG", "unet_256", "--results_dir", str(tmp_path / "res3"))
+    assert wrong.returncode == 2 and "multiples of 256" in wrong.stderr
