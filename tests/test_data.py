@@ -11,7 +11,7 @@ from PIL import Image
 
 from data import create_dataloader, create_dataset
 from options import parse_train_options
-from tests.conftest import make_unaligned, write_image
+from tests.conftest import make_unaligned, run_script, write_image
 from util.errors import UserError
 
 
@@ -160,17 +160,9 @@ def test_crop_larger_than_image_is_explained(tiny_unaligned):
 
 
 def test_train_script_reports_bad_data_without_traceback(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
     root = make_unaligned(tmp_path / "d")
     (root / "trainA" / "im 1.png").write_bytes(b"garbage")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
+    result = run_script("train.py",
             "--dataroot",
             str(root),
             "--checkpoints_dir",
@@ -190,12 +182,6 @@ def test_train_script_reports_bad_data_without_traceback(tmp_path):
             "36",
             "--crop_size",
             "32",
-            "--no_progress",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+            "--no_progress")
     assert result.returncode == 2
     assert "im 1.png" in result.stderr and "Traceback" not in result.stderr

@@ -68,6 +68,7 @@ def two_process_runs(tmp_path_factory) -> dict:
     return {"tmp": tmp, "whole": whole, "cut": cut, "resumed": resumed, "single": single}
 
 
+@pytest.mark.slow
 def test_torchrun_trains_with_one_writer(two_process_runs):
     whole = two_process_runs["whole"]
     assert whole.returncode == 0, whole.stderr[-3000:]
@@ -84,6 +85,7 @@ def test_torchrun_trains_with_one_writer(two_process_runs):
     assert not torch.equal(pools[0][0], pools[1][0])  # each process pools its own fakes
 
 
+@pytest.mark.slow
 def test_torchrun_run_resumes_exactly(two_process_runs):
     cut, resumed = two_process_runs["cut"], two_process_runs["resumed"]
     assert cut.returncode == 0 and "stopping at --max_iters 4" in cut.stdout, cut.stderr[-3000:]
@@ -98,6 +100,7 @@ def test_torchrun_run_resumes_exactly(two_process_runs):
                                                       again["ranks"][rank]["state"]["pools"]["fake_B"]["images"]))
 
 
+@pytest.mark.slow
 def test_resuming_with_another_number_of_processes_says_what_changes(two_process_runs):
     single = two_process_runs["single"]
     assert single.returncode == 0, single.stderr[-3000:]
@@ -108,6 +111,7 @@ def test_resuming_with_another_number_of_processes_says_what_changes(two_process
     assert len(checkpoint["ranks"]) == 1
 
 
+@pytest.mark.slow
 def test_two_processes_of_batch_one_equal_one_process_of_batch_two(tmp_path):
     data = make_unaligned(tmp_path / "data", n_a=6, n_b=5)
     common = [*TINY, "--model", "cycle_gan", "--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--n_epochs", "1",
@@ -151,6 +155,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ranks_started_with_different_options_are_refused(tmp_path):
     data = make_unaligned(tmp_path / "data", n_a=2, n_b=2)
     port = free_port()
@@ -169,6 +174,7 @@ def test_ranks_started_with_different_options_are_refused(tmp_path):
     assert not (tmp_path / "ckpt" / "mixed" / "latest.pt").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "extra"),
     [

@@ -95,42 +95,45 @@ def start_and_kill(args: list[str], checkpoint: Path, min_images: int) -> int:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
-    """A reference run, and the same run killed part-way and resumed."""
+    """A reference run of 4 epochs (trained in this process)."""
     tmp = tmp_path_factory.mktemp("e2e")
     data = make_unaligned(tmp / "data", n_a=6, n_b=5, size=(80, 72))
     common = ["--dataroot", str(data), "--checkpoints_dir", str(tmp / "ckpt"), *TRAIN]
     run("train.py", "--name", "reference", *common)
+    return {"tmp": tmp, "data": data, "common": common}
+
+
+@pytest.fixture(scope="module")
+def killed(runs) -> dict:
+    """The same run as ``runs``' reference, SIGKILLed part-way in its own process and resumed."""
+    tmp, common = runs["tmp"], runs["common"]
     killed_code = start_and_kill(["--name", "resumed", *common], tmp / "ckpt" / "resumed" / "latest.pt", min_images=8)
     at_kill = progress_of(tmp / "ckpt" / "resumed" / "latest.pt")
     resumed = run("train.py", "--name", "resumed", "--continue_train", *common)
-    return {
-        "tmp": tmp,
-        "data": data,
-        "common": common,
-        "killed_code": killed_code,
-        "at_kill": at_kill,
-        "resume_stdout": resumed.stdout,
-    }
+    return {**runs, "killed_code": killed_code, "at_kill": at_kill, "resume_stdout": resumed.stdout}
 
 
-def test_the_interrupted_run_was_really_killed_part_way(runs):
-    assert runs["killed_code"] == -signal.SIGKILL
-    assert 8 <= runs["at_kill"]["total_iters"] < 24  # 4 epochs x 6 images: it was cut short
+@pytest.mark.slow
+def test_the_interrupted_run_was_really_killed_part_way(killed):
+    assert killed["killed_code"] == -signal.SIGKILL
+    assert 8 <= killed["at_kill"]["total_iters"] < 24  # 4 epochs x 6 images: it was cut short
 
 
-def test_resume_starts_at_the_checkpointed_epoch_and_lr(runs):
-    at = runs["at_kill"]
-    line = next(line for line in runs["resume_stdout"].splitlines() if line.startswith("resuming"))
+@pytest.mark.slow
+def test_resume_starts_at_the_checkpointed_epoch_and_lr(killed):
+    at = killed["at_kill"]
+    line = next(line for line in killed["resume_stdout"].splitlines() if line.startswith("resuming"))
     assert f"at epoch {at['epoch']}, position {at['position']}" in line
-    reference = [json.loads(l) for l in (runs["tmp"] / "ckpt" / "reference" / "loss_log.jsonl").read_text().splitlines()]
+    reference = [json.loads(l) for l in (killed["tmp"] / "ckpt" / "reference" / "loss_log.jsonl").read_text().splitlines()]
     # Epoch e trains at 2e-4 * (1 - max(0, e - 2) / 3): constant for 2 epochs, then linear decay over 2 (+1).
     expected_lr = 0.0002 * (1 - max(0, at["epoch"] - 2) / 3)
     assert f"lr {expected_lr:.7f}" in line
     assert any(abs(r["lr"] - expected_lr) < 1e-12 for r in reference if r["epoch"] == at["epoch"])
 
 
-def test_resumed_run_ends_exactly_where_the_uninterrupted_one_does(runs):
-    ckpt = runs["tmp"] / "ckpt"
+@pytest.mark.slow
+def test_resumed_run_ends_exactly_where_the_uninterrupted_one_does(killed):
+    ckpt = killed["tmp"] / "ckpt"
     reference = torch.load(ckpt / "reference" / "latest.pt", map_location="cpu", weights_only=True)
     resumed = torch.load(ckpt / "resumed" / "latest.pt", map_location="cpu", weights_only=True)
     assert reference["progress"] == resumed["progress"] == {"epoch": 5, "position": 0, "total_iters": 24}
@@ -144,8 +147,9 @@ def test_resumed_run_ends_exactly_where_the_uninterrupted_one_does(runs):
         )
 
 
-def test_loss_curve_continues_without_duplicates(runs):
-    ckpt = runs["tmp"] / "ckpt"
+@pytest.mark.slow
+def test_loss_curve_continues_without_duplicates(killed):
+    ckpt = killed["tmp"] / "ckpt"
     records = {
         name: [json.loads(l) for l in (ckpt / name / "loss_log.jsonl").read_text().splitlines()]
         for name in ("reference", "resumed")
@@ -179,7 +183,7 @@ def test_test_script_writes_the_result_page(runs):
         "--dataroot",
         str(runs["data"]),
         "--name",
-        "resumed",
+        "reference",
         "--checkpoints_dir",
         str(tmp / "ckpt"),
         "--results_dir",
@@ -198,7 +202,7 @@ def test_test_script_writes_the_result_page(runs):
         "0",
         "--no_progress",
     )
-    page = tmp / "results" / "resumed" / "test_latest" / "index.html"
+    page = tmp / "results" / "reference" / "test_latest" / "index.html"
     assert str(page) in result.stdout
     manifest = json.loads((page.parent / "results.json").read_text())
     assert len(manifest["rows"]) == 6  # max(|testA|, |testB|)
@@ -219,7 +223,7 @@ def test_pages_load_every_image_in_chromium(runs):
     if reason:
         pytest.skip(reason)
     tmp = runs["tmp"]
-    page = tmp / "results" / "resumed" / "test_latest" / "index.html"
+    page = tmp / "results" / "reference" / "test_latest" / "index.html"
     if not page.exists():
         test_test_script_writes_the_result_page(runs)
     for html in (page, tmp / "ckpt" / "reference" / "web" / "index.html"):
@@ -231,10 +235,7 @@ def test_pages_load_every_image_in_chromium(runs):
 
 def test_architecture_mismatch_names_the_option(runs):
     tmp = runs["tmp"]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "test.py",
+    result = run_script("test.py",
             "--dataroot",
             str(runs["data"]),
             "--name",
@@ -250,13 +251,7 @@ def test_architecture_mismatch_names_the_option(runs):
             "--netG",
             "resnet_6blocks",
             "--crop_size",
-            "64",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+            "64")
     assert result.returncode == 2
     assert "--ngf 4" in result.stderr and "Traceback" not in result.stderr
 
@@ -292,30 +287,23 @@ def test_epoch_number_and_single_folder_translation(runs):
 
 
 def test_a_new_run_refuses_to_overwrite_an_existing_one(runs):
-    result = subprocess.run(
-        [sys.executable, "train.py", "--name", "reference", *runs["common"]],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_script("train.py", "--name", "reference", *runs["common"])
     assert result.returncode == 2 and "--continue_train" in result.stderr
 
 
+@pytest.mark.slow
 def test_without_dataroot_the_built_in_dataset_is_generated_and_used(tmp_path):
     from tests.conftest import FAST
 
     common = [*FAST, "--name", "builtin", "--max_dataset_size", "4"]
-    train = subprocess.run([sys.executable, str(ROOT / "train.py"), *common, "--n_epochs", "1", "--n_epochs_decay", "0"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    train = run_script(str(ROOT / "train.py"), *common, "--n_epochs", "1", "--n_epochs_decay", "0", cwd=tmp_path)
     assert train.returncode == 0, train.stderr[-3000:]
     root = tmp_path / "datasets" / "synthetic"
     assert "built-in synthetic dataset" in train.stdout
     assert (root / "synthetic.json").exists() and len(list((root / "trainA_mask").glob("*.png"))) == 1000
     at = common.index("--display_id")
     test_options = common[:at] + common[at + 2:]  # a training-only option
-    test = subprocess.run([sys.executable, str(ROOT / "test.py"), *test_options, "--num_test", "3"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    test = run_script(str(ROOT / "test.py"), *test_options, "--num_test", "3", cwd=tmp_path)
     assert test.returncode == 0, test.stderr[-3000:]
     manifest = json.loads((tmp_path / "results" / "builtin" / "test_latest" / "results.json").read_text())
     assert len(manifest["rows"]) == 3 and Path(manifest["rows"][0]["paths"]["A"]).parent == (root / "testA").resolve()

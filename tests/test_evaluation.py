@@ -16,7 +16,6 @@ import json
 import math
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from evaluation.inception import INCEPTION_WEIGHTS_FILENAME
 from evaluation.leaderboard import write_leaderboard
 from evaluation.report import write_report
 from evaluation.translations import group_translations
-from tests.conftest import ROOT, make_unaligned, write_image
+from tests.conftest import make_unaligned, run_script, write_image
 
 TRAIN = ["--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--load_size", "36", "--crop_size", "32",
          "--num_threads", "0", "--display_id", "0", "--no_progress", "--batch_size", "2", "--n_epochs", "1",
@@ -57,19 +56,10 @@ class StandInFeatures:
 STAND_IN = DistributionFeatures(StandInFeatures(), "STAND-IN for tests: random projection of pooled pixels", None, False)
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+def run_ok(*args: str) -> subprocess.CompletedProcess:
+    result = run_script(*args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
-
-
-def run_parallel(commands: list[list[str]]) -> None:
-    """Run scripts side by side (2 cores) and require each to succeed."""
-    processes = [subprocess.Popen([sys.executable, *c], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for c in commands]
-    for command, process in zip(commands, processes):
-        out, err = process.communicate(timeout=300)
-        assert process.returncode == 0, (command, out[-2000:], err[-2000:])
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +68,9 @@ def runs(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("evaluation")
     data = make_unaligned(tmp / "data", n_a=5, n_b=4, size=(40, 36))
     common = ["--dataroot", str(data), "--checkpoints_dir", str(tmp / "ckpt")]
-    run_parallel([["train.py", "--name", m, "--model", m, *common, *TRAIN] for m in MODELS])
-    run_parallel([["test.py", "--name", m, "--model", m, *common, "--results_dir", str(tmp / "results"), *TEST]
-                  for m in MODELS])
+    for m in MODELS:
+        run_ok("train.py", "--name", m, "--model", m, *common, *TRAIN)
+        run_ok("test.py", "--name", m, "--model", m, *common, "--results_dir", str(tmp / "results"), *TEST)
     results = {m: tmp / "results" / m / "test_latest" for m in MODELS}
     evaluated = {}
     for model, folder in results.items():
@@ -175,7 +165,7 @@ def test_classifier_and_offline_cli(runs, capsys):
     assert 0 <= saved["accuracy"]["accuracy"] <= 1 and saved["architecture"]["input_size"] == 32
 
     out = tmp / "offline"
-    run_script("scripts/evaluate.py", "--results", str(runs["results"]["aggan"]), "--no_inception", "--classifier",
+    run_ok("scripts/evaluate.py", "--results", str(runs["results"]["aggan"]), "--no_inception", "--classifier",
                str(checkpoint), "--kid_protocol", "uait", "--gpu_ids", "-1", "--out", str(out), "--no_progress")
     result = json.loads((out / "metrics.json").read_text())
     assert result["meta"]["features"] is None and result["meta"]["classifier"]["path"] == str(checkpoint)
@@ -213,7 +203,7 @@ def test_missing_inception_weights_are_named_and_never_replaced_by_random_weight
 
 def test_compare_builds_a_leaderboard(runs, tmp_path):
     folders = [runs["results"][m] for m in MODELS]
-    result = run_script("scripts/compare.py", *map(str, folders), "--out", str(tmp_path / "board"))
+    result = run_ok("scripts/compare.py", *map(str, folders), "--out", str(tmp_path / "board"))
     assert "leaderboard.html" in result.stdout
     table = (tmp_path / "board" / "leaderboard.md").read_text()
     lines = [line for line in table.splitlines() if line.startswith("| ")]

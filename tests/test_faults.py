@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from data import create_dataset
 from data.image_folder import list_images, load_mask, mask_from_image
 from models import NonFiniteLoss, create_model
 from options import parse_test_options, parse_train_options
-from tests.conftest import FAST, ROOT, make_unaligned, run_script, write_image
+from tests.conftest import FAST, make_unaligned, run_script, write_image
 from util import checkpoint as checkpoint_module
 from util.checkpoint import atomic_save, atomic_write_text, save_training_checkpoint
 from util.errors import DiskFull, RunFailed, UserError
@@ -142,8 +141,7 @@ def test_bad_option_values_are_named(argv, expected):
 
 
 def test_several_bad_values_are_listed_together_and_exit_2():
-    result = subprocess.run([sys.executable, "train.py", "--batch_size", "0", "--lr", "-1"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = run_script("train.py", "--batch_size", "0", "--lr", "-1")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--batch_size 0" in result.stderr and "--lr -1.0" in result.stderr
 
@@ -370,19 +368,17 @@ def test_written_files_respect_the_umask(tmp_path):
 
 
 # ------------------------------------------------------------------ 8. evaluation without Inception weights
-def test_evaluation_without_inception_weights_computes_the_rest(tmp_path):
+def test_evaluation_without_inception_weights_computes_the_rest(tmp_path, monkeypatch):
     args = tiny_run(tmp_path)
     assert run_script("train.py", *args).returncode == 0
     assert run_script("test.py", *args_for_test_py(tmp_path)).returncode == 0
     out = tmp_path / "res" / "run" / "test_latest"
-    env_home = {"TORCH_HOME": str(tmp_path / "no_weights_here")}
-    result = subprocess.run([sys.executable, "scripts/evaluate.py", "--results", str(out), "--no_progress"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300, env={**os.environ, **env_home})
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights_here"))
+    result = run_script("scripts/evaluate.py", "--results", str(out), "--no_progress")
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert "weights-inception-2015-12-05-6726825d.pth" in metrics["meta"]["fid_kid_not_computed"]
     assert metrics["directions"]["AtoB"]["fid"] is None and metrics["directions"]["AtoB"]["background"]
     assert "FID/KID: not computed" in (out / "metrics.md").read_text()
-    explicit = subprocess.run([sys.executable, "scripts/evaluate.py", "--results", str(out), "--inception_weights",
-                               str(tmp_path / "missing.pth")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    explicit = run_script("scripts/evaluate.py", "--results", str(out), "--inception_weights", str(tmp_path / "missing.pth"))
     assert explicit.returncode == 2 and "missing.pth" in explicit.stderr

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from models import BaseModel, UnknownModelError, available_models, create_model, get_model_class, register_model
 from options import parse_test_options, parse_train_options
 from options.base_options import parse_gpu_ids
-from tests.conftest import ROOT
+from tests.conftest import run_script
 
 
 def test_cyclegan_defaults_match_the_paper():
@@ -52,9 +49,7 @@ def test_gpu_ids():
 
 
 def test_unknown_model_on_the_command_line_exits_2_listing_models():
-    result = subprocess.run(
-        [sys.executable, "train.py", "--model", "no_such_model"], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    result = run_script("train.py", "--model", "no_such_model")
     assert result.returncode == 2
     for name in ("cycle_gan", "pix2pix"):
         assert name in result.stderr

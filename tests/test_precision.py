@@ -202,6 +202,7 @@ def test_bf16_run_resumes_exactly(tmp_path):
             assert torch.equal(value, b["state"]["networks"][net][key]), (net, key)
 
 
+@pytest.mark.slow
 def test_speed_benchmark_runs_on_tiny_settings(tmp_path):
     from tests.conftest import make_unaligned
 

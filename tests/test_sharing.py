@@ -118,7 +118,8 @@ def test_a_second_train_on_the_same_run_is_refused_naming_the_first(tmp_path):
     lock = tmp_path / "ckpt" / "run" / LOCK_FILE
     try:
         for _ in range(600):
-            if lock.exists() and json.loads(lock.read_text() or "{}").get("pid") == first.pid:
+            options = tmp_path / "ckpt" / "run" / "train_opt.txt"
+            if lock.exists() and json.loads(lock.read_text() or "{}").get("pid") == first.pid and options.exists():
                 break
             assert first.poll() is None, first.communicate()[1][-2000:]
             time.sleep(0.1)
@@ -126,7 +127,7 @@ def test_a_second_train_on_the_same_run_is_refused_naming_the_first(tmp_path):
         resumed = run_script(*common, "--continue_train")  # and a resume beside it
         assert resumed.returncode == 2 and f"PID {first.pid} on this host" in resumed.stderr
         assert second.returncode == 2 and f"PID {first.pid} on this host" in second.stderr
-        assert "0.001" not in (tmp_path / "ckpt" / "run" / "train_opt.txt").read_text()
+        assert "0.001" not in options.read_text()
     finally:
         first.kill()
         first.communicate()

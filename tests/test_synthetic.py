@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from data.synthetic import (
     render_scene,
     render_scene_layers,
 )
+from tests.conftest import run_script
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "make_synthetic_dataset.py"
@@ -371,18 +370,16 @@ def test_cli_reexports_the_library_function() -> None:
 
 def test_cli_runs_as_a_script_from_another_directory(tmp_path: Path) -> None:
     out = tmp_path / "cli"
-    args = [sys.executable, str(SCRIPT), "--out", str(out), "--size", "16", "--n_train", "2", "--n_test", "1"]
-    result = subprocess.run([*args, "--quiet"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    args = [SCRIPT, "--out", out, "--size", "16", "--n_train", "2", "--n_test", "1"]
+    result = run_script(*args, "--quiet", cwd=tmp_path, process=True)  # a real process: its imports must resolve
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(out)
     assert len(list((out / "trainB_mask").iterdir())) == 2
 
     # Without --force a mismatch is refused; with --force it is regenerated.
-    mismatch = subprocess.run([*args, "--seed", "1"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    mismatch = run_script(*args, "--seed", "1", cwd=tmp_path)
     assert mismatch.returncode == 1 and "--force" in mismatch.stderr
-    forced = subprocess.run(
-        [*args, "--seed", "1", "--force", "--quiet"], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
+    forced = run_script(*args, "--seed", "1", "--force", "--quiet", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert json.loads((out / "synthetic.json").read_text())["seed"] == 1
 

@@ -103,6 +103,7 @@ def test_multi_domain_needs_a_known_target_domain(tmp_path, photos):
     assert "striped" in result.stderr
 
 
+@pytest.mark.slow  # ONNX's exporter takes ~15 s per model on 2 cores
 @pytest.mark.parametrize(("model", "extra"), [("attentiongan", []), ("attentiongan_multi", ["--target_domain", "spotted"])])
 def test_export_to_torchscript_and_onnx_matches_pytorch(tmp_path, model, extra):
     pytest.importorskip("onnxruntime")

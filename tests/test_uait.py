@@ -229,6 +229,7 @@ def test_ablations_map_to_networks_and_cycle():
     assert torch.equal(whole.discriminator_view(image, torch.zeros(1, 1, 4, 4)), image)
 
 
+@pytest.mark.slow
 def test_train_across_the_switch_kill_resume_and_test(tmp_path):
     data = make_unaligned(tmp_path / "data", n_a=4, n_b=4, size=(40, 36))
     run_args = ["--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--model", "uait", "--gpu_ids", "-1",

@@ -280,15 +280,14 @@ def _wait_for_windows(driver: object, timeout: float) -> dict:
 
 def test_train_script_sends_images_and_losses_to_the_server(visdom_server: VisdomServer, tmp_path: Path) -> None:
     """A real train.py run with --display_id 1 fills the images and loss windows of its env."""
-    import sys
 
-    from tests.conftest import FAST, ROOT, make_unaligned
+    from tests.conftest import FAST, make_unaligned, run_script
 
     data = make_unaligned(tmp_path / "data", n_a=3, n_b=3)
     args = [*FAST, "--display_id", "1", "--display_port", str(visdom_server.port), "--display_server", "http://127.0.0.1",
             "--display_env", "train_run", "--dataroot", str(data), "--checkpoints_dir", str(tmp_path / "ckpt"),
             "--name", "visdom_run", "--n_epochs", "1", "--n_epochs_decay", "0", "--print_freq", "1", "--display_freq", "2"]
-    result = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script("train.py", *args)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "VisdomUnavailable" not in result.stderr
     display = make_display(visdom_server, "train_run")
