@@ -24,7 +24,10 @@ StarGAN's optimiser defaults: Adam lr 1e-4, betas (0.5, 0.999), ``D`` updated ev
 ``G`` every ``--n_critic 5`` steps, batch 16.
 
 Data: ``--dataset_mode multidomain`` (``train/<domain>/``, masks in ``train/<domain>_mask/``);
-each image comes with a random target domain. Without ``--dataroot`` the built-in synthetic
+each image comes with a random target domain drawn from the *other* domains, so a target
+never equals the source. StarGAN draws its targets from shuffled labels, so there the target
+sometimes is the source and ``G`` also learns to return such an image unchanged; here that
+case is seen only inside the reconstruction ``G(G(x, c), c_org)``. Without ``--dataroot`` the built-in synthetic
 set with ``--synthetic_domains`` (3) domains: plain, striped, spotted (and checked) objects.
 At test time every image is translated to every domain (``fake_to_<domain>`` with its
 foreground attention ``attention_to_<domain>``).

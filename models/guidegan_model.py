@@ -85,7 +85,7 @@ def add_guidance_options(parser: argparse.ArgumentParser, is_train: bool) -> Non
                    help="g(M): bilinear resizing, or a small learned up-sampler trained with the generators")
     g.add_argument("--test_map", type=str, default="ones", choices=("ones", "mean"),
                    help="the constant map at test time: all ones (Sec. 4), or the mean of the maps the run stored in "
-                   "training (the level the generator was trained on)")
+                   "training (the level the generator was trained on; the paired model's default, measured better)")
     if is_train:
         g.add_argument("--lambda_gan", type=float, default=10.0, help="weight of the adversarial terms (Appendix A)")
         g.add_argument("--bank_size", type=int, default=32, help="cells per side of each stored map")
@@ -155,6 +155,10 @@ class Guided:
                 banks = {**rank["state"].get("extra", {}).get("banks", {}), **banks}
         self.test_levels = mean_map_level(banks)
         if not self.test_levels:
+            given = any(arg.split("=", 1)[0] == "--test_map" for arg in getattr(self.opt, "cli_args", None) or [])
+            if not given:  # the paired model's default: fall back to ones, and say so
+                self.note("--test_map mean (the default): the checkpoint holds no stored maps, so all-ones maps are used")
+                return
             raise UserError("--test_map mean: the checkpoint holds no stored maps (it was converted or never trained); "
                             "use --test_map ones")
         self.note("--test_map mean: constant maps at " + ", ".join(f"{side} {v:.3f}" for side, v in self.test_levels.items()))
@@ -264,7 +268,7 @@ class GuideGANPairedModel(Guided, Pix2PixModel):
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         Pix2PixModel.modify_commandline_options(parser, is_train)
         add_guidance_options(parser, is_train)
-        parser.set_defaults(norm="instance")
+        parser.set_defaults(norm="instance", test_map="mean")  # the U-Net is not invariant to the map's level
         if is_train:
             parser.set_defaults(gan_mode="lsgan", lambda_L1=10.0, n_epochs=100, n_epochs_decay=100)
         return parser

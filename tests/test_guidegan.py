@@ -205,7 +205,7 @@ def paired_at_test_time(tmp_path, *extra):
     return create_model("guidegan_paired", opt, torch.device("cpu"))
 
 
-def test_test_map_mean_feeds_the_level_the_run_stored(tmp_path):
+def test_test_map_mean_feeds_the_level_the_run_stored(tmp_path, capsys):
     stored = {"A": {"bank_size": 4, "maps": {0: torch.full((1, 4, 4), 0.2), 1: torch.full((1, 4, 4), 0.6)}}}
     checkpoint = {"state": {"extra": {"banks": stored}}, "ranks": []}
     image = torch.rand(1, 3, 32, 32) * 2 - 1
@@ -230,6 +230,13 @@ def test_test_map_mean_feeds_the_level_the_run_stored(tmp_path):
     assert model.test_levels == pytest.approx({"A": 0.4})
     with pytest.raises(UserError, match="--test_map ones"):
         paired_at_test_time(tmp_path, "--test_map", "mean").prepare_from_checkpoint({"state": {"extra": {}}, "ranks": []})
+    # mean is the paired model's default (measured better on maps); a checkpoint without maps then
+    # tests on ones and says so, where an explicit --test_map mean is refused above
+    default = paired_at_test_time(tmp_path)
+    assert default.opt.test_map == "mean"
+    default.prepare_from_checkpoint({"state": {"extra": {}}, "ranks": []})
+    assert default.test_levels == {} and "all-ones maps are used" in capsys.readouterr().out
+    assert parse_test_options(["--model", "guidegan", "--gpu_ids", "-1"]).test_map == "ones"
 
 
 def test_a_constant_map_is_neutral_for_the_unpaired_resnet():
