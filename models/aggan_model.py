@@ -17,6 +17,11 @@ Ambiguity (Eq. 3): the real image ``y`` is paired with ``M_y``, the mask ``G_A``
 the translation of ``x`` (``--real_pair_mask fake``, default); ``--real_pair_mask own`` pairs
 it with the mask ``G_B`` computes on ``y`` itself. The released AGGAN code has no tanh on
 the content and a discriminator that ignores the mask; this implementation follows the paper.
+
+Measured (docs/benchmark.md, "Which part shuts AGGAN's masks"): the masks stay open during the
+curriculum and shut once r becomes 0.5. This happens without the pixel loss too, and faster
+with ``--real_pair_mask own`` or without the attention-guided discriminators. A shut mask gets
+no gradient back through the sigmoid, so the model then copies its input.
 """
 
 from __future__ import annotations
