@@ -24,6 +24,7 @@ from torch import nn
 from models import networks
 from models.runtime import NetworkRunner, prepare_compile
 from util import distributed
+from util.command_line import given_options
 from util.errors import RunFailed, UserError
 from util.image_pool import ImagePool
 from util.precision import Precision
@@ -67,8 +68,7 @@ class BaseModel:
         problems = []
         side = opt.crop_size if "crop" in opt.preprocess or not opt.isTrain else None
         netG = getattr(opt, "netG", None)
-        netG_known = opt.isTrain or any(arg.split("=", 1)[0] == "--netG" for arg in getattr(opt, "cli_args", None) or [])
-        if netG and side is not None and netG_known:
+        if netG and side is not None and (opt.isTrain or "netG" in given_options(opt)):
             multiple = networks.generator_size_multiple(netG)
             if side % multiple:
                 better = max(multiple, round(side / multiple) * multiple)

@@ -73,6 +73,7 @@ from models.inference import GuidedTranslator
 from models.pix2pix_model import Pix2PixModel
 from models.registry import register_model
 from util import distributed
+from util.command_line import given_options
 from util.errors import UserError
 
 
@@ -156,8 +157,7 @@ class Guided:
                 banks = {**rank["state"].get("extra", {}).get("banks", {}), **banks}
         self.test_levels = mean_map_level(banks)
         if not self.test_levels:
-            given = any(arg.split("=", 1)[0] == "--test_map" for arg in getattr(self.opt, "cli_args", None) or [])
-            if not given:  # the paired model's default: fall back to ones, and say so
+            if "test_map" not in given_options(self.opt):  # the paired model's default: fall back to ones, say so
                 self.note("--test_map mean (the default): the checkpoint holds no stored maps, so all-ones maps are used")
                 return
             raise UserError("--test_map mean: the checkpoint holds no stored maps (it was converted or never trained); "

@@ -20,6 +20,7 @@ from data.transforms import PREPROCESS_MODES
 from models import available_models, get_model_class, networks
 from options.validation import validate_options
 from util.checkpoint import atomic_write_text
+from util.command_line import given_options
 from util.distributed import parse_gpu_ids, select_device  # noqa: F401  (re-exported for the scripts)
 from util.precision import PRECISIONS
 
@@ -169,7 +170,7 @@ def adopt_checkpoint_options(opt: argparse.Namespace, checkpoint: dict[str, Any]
     Values given explicitly stay, and a conflict with the architecture is then reported by
     :func:`util.checkpoint.check_architecture`.
     """
-    given = {arg.split("=", 1)[0][2:] for arg in getattr(opt, "cli_args", []) if arg.startswith("--")}
+    given = given_options(opt)
     saved = {**checkpoint.get("options", {}), **checkpoint.get("architecture", {})}
     adopted = []
     for key, value in saved.items():

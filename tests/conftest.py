@@ -101,6 +101,13 @@ def run_script(
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def run_ok(script: str | Path, *args: object, **how: object) -> subprocess.CompletedProcess:
+    """:func:`run_script` for a run that must succeed (its output's tail is the failure message)."""
+    result = run_script(script, *args, **how)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 def write_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(array)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import ROOT, make_unaligned, run_script
+from tests.conftest import ROOT, make_unaligned, run_ok, run_script
 
 TRAIN = [
     "--gpu_ids",
@@ -56,13 +56,6 @@ TRAIN = [
 ]
 
 
-def run(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run a script that must succeed."""
-    result = run_script(script, *args, timeout=timeout)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 def progress_of(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)["progress"]
 
@@ -99,7 +92,7 @@ def runs(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("e2e")
     data = make_unaligned(tmp / "data", n_a=6, n_b=5, size=(80, 72))
     common = ["--dataroot", str(data), "--checkpoints_dir", str(tmp / "ckpt"), *TRAIN]
-    run("train.py", "--name", "reference", *common)
+    run_ok("train.py", "--name", "reference", *common)
     return {"tmp": tmp, "data": data, "common": common}
 
 
@@ -109,7 +102,7 @@ def killed(runs) -> dict:
     tmp, common = runs["tmp"], runs["common"]
     killed_code = start_and_kill(["--name", "resumed", *common], tmp / "ckpt" / "resumed" / "latest.pt", min_images=8)
     at_kill = progress_of(tmp / "ckpt" / "resumed" / "latest.pt")
-    resumed = run("train.py", "--name", "resumed", "--continue_train", *common)
+    resumed = run_ok("train.py", "--name", "resumed", "--continue_train", *common)
     return {**runs, "killed_code": killed_code, "at_kill": at_kill, "resume_stdout": resumed.stdout}
 
 
@@ -178,7 +171,7 @@ def test_training_page_lists_images_that_exist(runs):
 
 def test_test_script_writes_the_result_page(runs):
     tmp = runs["tmp"]
-    result = run(
+    result = run_ok(
         "test.py",
         "--dataroot",
         str(runs["data"]),
@@ -258,7 +251,7 @@ def test_architecture_mismatch_names_the_option(runs):
 
 def test_epoch_number_and_single_folder_translation(runs):
     tmp = runs["tmp"]
-    run(
+    run_ok(
         "test.py",
         "--model",
         "test",
@@ -315,10 +308,10 @@ def test_max_iters_stops_resumably_mid_epoch(tmp_path):
     data = make_unaligned(tmp_path / "data", n_a=5, n_b=5)
     common = [*FAST, "--dataroot", str(data), "--checkpoints_dir", str(tmp_path / "ckpt"), "--name", "budget",
               "--n_epochs", "1", "--n_epochs_decay", "1", "--serial_batches"]
-    first = run("train.py", *common, "--max_iters", "3")
+    first = run_ok("train.py", *common, "--max_iters", "3")
     assert "stopping at --max_iters 3" in first.stdout
     assert progress_of(tmp_path / "ckpt" / "budget" / "latest.pt") == {"epoch": 1, "position": 3, "total_iters": 3}
-    second = run("train.py", *common, "--continue_train")
+    second = run_ok("train.py", *common, "--continue_train")
     assert "at epoch 1, position 3" in second.stdout
     assert progress_of(tmp_path / "ckpt" / "budget" / "latest.pt") == {"epoch": 3, "position": 0, "total_iters": 10}
 

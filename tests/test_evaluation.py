@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from evaluation.inception import INCEPTION_WEIGHTS_FILENAME
 from evaluation.leaderboard import write_leaderboard
 from evaluation.report import write_report
 from evaluation.translations import group_translations
-from tests.conftest import make_unaligned, run_script, write_image
+from tests.conftest import make_unaligned, run_ok, write_image
 
 TRAIN = ["--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--load_size", "36", "--crop_size", "32",
          "--num_threads", "0", "--display_id", "0", "--no_progress", "--batch_size", "2", "--n_epochs", "1",
@@ -54,12 +53,6 @@ class StandInFeatures:
 
 
 STAND_IN = DistributionFeatures(StandInFeatures(), "STAND-IN for tests: random projection of pooled pixels", None, False)
-
-
-def run_ok(*args: str) -> subprocess.CompletedProcess:
-    result = run_script(*args)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ message; checkpoints of the older layout (NumPy random states) still load."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import ROOT, write_image
+from tests.conftest import entry_point, write_image
 from util.checkpoint import FORMAT_VERSION, capture_rng_state, load_checkpoint, restore_rng_state, safe_load
 
 
@@ -24,13 +23,6 @@ class RunsACommand:
 
     def __reduce__(self):
         return os.system, (f"touch {self.marker}",)
-
-
-def script_main(relative: str):
-    spec = importlib.util.spec_from_file_location(f"entry_{Path(relative).stem}", ROOT / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def crafted_checkpoint(path: Path, marker: Path, kind: str | None = None) -> Path:
@@ -76,7 +68,7 @@ def entry_points(root: Path) -> dict[str, tuple[str, list[str]]]:
 def test_a_crafted_file_runs_no_code_at_any_entry_point(evil, entry, capsys):
     root, marker = evil
     script, argv = entry_points(root)[entry]
-    code = script_main(script)(argv)
+    code = entry_point(script)(argv)
     error = capsys.readouterr().err
     assert not marker.exists(), f"{entry} ran code from the file"
     assert code == 2 and "refused" in error and "would run" in error, error[-2000:]

@@ -213,9 +213,9 @@ def test_evaluate_says_when_a_translation_differs_in_size_from_its_input(tmp_pat
 def test_a_two_way_model_on_one_folder_of_data_is_a_clear_error(tmp_path):
     trained_run(tmp_path, "attentiongan")
     write_image(tmp_path / "single" / "a.png", np.zeros((36, 36, 3), np.uint8))
-    from tests.test_safe_loading import script_main
+    from tests.conftest import entry_point
 
-    code = script_main("test.py")(["--model", "attentiongan", "--name", "attentiongan", "--checkpoints_dir",
+    code = entry_point("test.py")(["--model", "attentiongan", "--name", "attentiongan", "--checkpoints_dir",
                                    str(tmp_path / "ckpt"), "--dataroot", str(tmp_path / "single"), "--dataset_mode",
                                    "single", "--gpu_ids", "-1", "--results_dir", str(tmp_path / "res"), "--crop_size", "32",
                                    "--load_size", "32", "--no_progress"])
