@@ -172,13 +172,15 @@ def train_in(opt: argparse.Namespace, ctx: distributed.DistributedContext, devic
         last_epoch = opt.n_epochs + opt.n_epochs_decay
         run_started = time.time()
         total_iters = progress["total_iters"]
+        seconds_before = progress.get("train_seconds", 0.0)  # training time of earlier calls (wall clock)
         images_per_step = opt.batch_size * ctx.world_size
 
         last_good = f"{checkpoint_path(run_dir, opt.epoch)} ({progress['total_iters']} images)" if checkpoint else "none yet"
 
         def save(name: str, epoch: int, position: int) -> None:
             nonlocal last_good
-            progress_now = {"epoch": epoch, "position": position, "total_iters": total_iters}
+            progress_now = {"epoch": epoch, "position": position, "total_iters": total_iters,
+                            "train_seconds": round(seconds_before + time.time() - run_started, 1)}
             save_training_checkpoint(run_dir / name, model, opt, progress_now)
             last_good = f"{run_dir / name} ({total_iters} images)"
 

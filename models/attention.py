@@ -312,21 +312,27 @@ class BranchedAttentionGenerator(nn.Module):
         return AttentionOutput(fuse_single(content, mask, x), mask, mask, content.unsqueeze(1))
 
 
-# (kernel, stride, padding) of the PooledDiscriminator's convolutions before the pooling.
-POOLED_LAYERS = [(4, 2, 1)] * 4 + [(4, 1, 1)]
+def pooled_layers(depth: int = 3) -> list[tuple[int, int, int]]:
+    """The ``(kernel, stride, padding)`` of :class:`PooledDiscriminator`'s convolutions before the
+    pooling: ``depth + 1`` halvings, then a stride-1 conv (94 px seen per position at the paper's
+    depth 3, 46 at 2: the same share of the image side at 128 px as 94 at 256)."""
+    return [(4, 2, 1)] * (depth + 1) + [(4, 1, 1)]
 
 
 class PooledDiscriminator(nn.Module):
     """The AGGAN paper's D (Sec. III-D): ``C64-C128-C256-C512`` (stride 2; "the BatchNorm is used for
     the first C64", ``first_norm``), ``C512`` (stride 1, no norm), then adaptive average pooling and
-    a 1x1 conv: one score per image."""
+    a 1x1 conv: one score per image. ``depth`` (the PatchGAN's ``n_layers``, 3 in the paper) sets the
+    number of halvings, ``depth + 1``, and so what each pooled position sees."""
 
-    def __init__(self, input_nc: int, ndf: int = 64, norm: str = "instance", first_norm: bool = True) -> None:
+    def __init__(self, input_nc: int, ndf: int = 64, norm: str = "instance", first_norm: bool = True,
+                 depth: int = 3) -> None:
         super().__init__()
         norm_layer = networks.norm_layer_factory(norm)
         layers: list[nn.Module] = []
         channels = input_nc
-        for i, width in enumerate((ndf, ndf * 2, ndf * 4, ndf * 8)):
+        for i in range(depth + 1):
+            width = ndf * min(2**i, 8)
             layers += [
                 nn.Conv2d(channels, width, 4, stride=2, padding=1),
                 norm_layer(width) if i or first_norm else nn.Identity(),
@@ -348,5 +354,6 @@ class PooledDiscriminator(nn.Module):
 def define_attention_discriminator(head: str, input_nc: int, opt) -> nn.Module:
     """``pooled`` (AGGAN paper) or ``patch`` (``--netD`` PatchGAN) discriminator."""
     if head == "pooled":
-        return PooledDiscriminator(input_nc, opt.ndf, opt.norm, first_norm=getattr(opt, "d_first_norm", True))
+        return PooledDiscriminator(input_nc, opt.ndf, opt.norm, first_norm=getattr(opt, "d_first_norm", True),
+                                   depth=networks.patchgan_depth(opt.netD, opt.n_layers_D))
     return networks.define_discriminator(opt.netD, input_nc, opt.ndf, opt.n_layers_D, opt.norm)

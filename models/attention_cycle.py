@@ -23,7 +23,6 @@ import torch
 
 from models import networks
 from models.attention import (
-    POOLED_LAYERS,
     AttentionGeneratorI,
     AttentionMonitor,
     AttentionOutput,
@@ -31,6 +30,7 @@ from models.attention import (
     define_attention_discriminator,
     mask_bce,
     mask_image_pair,
+    pooled_layers,
     tv_loss,
 )
 from models.base_model import BaseModel, Visual
@@ -163,10 +163,16 @@ class AttentionCycleModel(BaseModel):
             return [f"--netG {opt.netG}: this model's generator is ResNet-based; use resnet_9blocks or resnet_6blocks"]
         return super().validate_options(opt) + mask_supervision_problems(opt)
 
+    #: The discriminators are PatchGAN-shaped blocks of the model's own (SAAGAN, UAIT) whatever
+    #: ``--d_head`` says: they take their depth from ``--netD``/``--n_layers_D`` and have no pixel variant.
+    own_patchgan: ClassVar[bool] = False
+
     @classmethod
     def discriminator_min_size(cls, opt: argparse.Namespace) -> int:
         if getattr(opt, "d_head", "patch") == "pooled":
-            return networks.min_input_size(POOLED_LAYERS)
+            return networks.min_input_size(pooled_layers(networks.patchgan_depth(opt.netD, opt.n_layers_D)))
+        if cls.own_patchgan:
+            return networks.patchgan_min_size(opt.netD, opt.n_layers_D)
         return super().discriminator_min_size(opt)
 
     def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:

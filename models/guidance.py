@@ -60,12 +60,18 @@ def post_hoc_attention(activation: torch.Tensor, size: tuple[int, int]) -> torch
 
 
 class AttentiveDiscriminator(nn.Module):
-    """A 70x70 PatchGAN that also returns where it looks (``attention``: ``pha`` or ``tam``)."""
+    """A 70x70 PatchGAN that also returns where it looks (``attention``: ``pha`` or ``tam``).
 
-    def __init__(self, input_nc: int, ndf: int = 64, norm: str = "instance", attention: str = "pha") -> None:
+    ``depth`` is the PHA PatchGAN's ``n_layers`` (3: 70x70; PHA reads its last block before the
+    classifier conv). TAM's trunk and mask branch have the paper's fixed shape: depth 3 only."""
+
+    def __init__(self, input_nc: int, ndf: int = 64, norm: str = "instance", attention: str = "pha",
+                 depth: int = 3) -> None:
         super().__init__()
         if attention not in D_ATTENTIONS:
             raise ValueError(f"--d_attention must be one of {D_ATTENTIONS}, got {attention!r}")
+        if attention == "tam" and depth != 3:
+            raise ValueError(f"the TAM discriminator has a fixed shape (depth 3), got depth {depth}")
         self.kind = attention
         norm_layer = networks.norm_layer_factory(norm)
         bias = networks.uses_bias(norm)
@@ -75,12 +81,14 @@ class AttentiveDiscriminator(nn.Module):
             return nn.Sequential(*layers, *([norm_layer(c_out)] if normalise else []), nn.LeakyReLU(0.2, True))
 
         if attention == "pha":
-            # The PatchGAN C64-C128-C256-C512 (the 4th block is the one PHA reads), then the classifier conv.
-            self.features = nn.Sequential(
-                block(input_nc, ndf, 4, 2, normalise=False), block(ndf, ndf * 2, 4, 2), block(ndf * 2, ndf * 4, 4, 2),
-                block(ndf * 4, ndf * 8, 4, 1),
-            )
-            self.classifier = nn.Conv2d(ndf * 8, 1, 4, 1, padding=1)
+            # The PatchGAN C64-C128-C256-C512 at depth 3 (the last block is the one PHA reads), then the
+            # classifier conv; the layers of networks.patchgan_layers(depth).
+            blocks, width = [block(input_nc, ndf, 4, 2, normalise=False)], ndf
+            for n in range(1, depth + 1):
+                blocks.append(block(width, ndf * min(2**n, 8), 4, 2 if n < depth else 1))
+                width = ndf * min(2**n, 8)
+            self.features = nn.Sequential(*blocks)
+            self.classifier = nn.Conv2d(width, 1, 4, 1, padding=1)
         else:
             self.extractor = block(input_nc, ndf, 4, 2, normalise=False)
             self.trunk = nn.Sequential(block(ndf, ndf * 2, 4, 2), block(ndf * 2, ndf * 4, 3, 1), block(ndf * 4, ndf * 4, 3, 1))

@@ -55,6 +55,7 @@ from typing import Any
 
 import torch
 
+from models import networks
 from models.base_model import Visual
 from models.cycle_gan_model import CycleGANModel
 from models.guidance import (
@@ -107,7 +108,15 @@ class Guided:
             problems.append(f"--attention_prior masks: --model {cls.name} has no blending mask (its maps are the "
                             f"discriminator's guidance), so masks cannot supervise it; use aggan, attentiongan, uait "
                             f"or saagan")
+        if opt.isTrain and opt.d_attention == "tam" and opt.netD == "n_layers" and opt.n_layers_D != 3:
+            problems.append(f"--n_layers_D {opt.n_layers_D}: the TAM discriminator (--d_attention tam) has the "
+                            f"paper's fixed shape; use --netD basic, or --d_attention pha for a shallower PatchGAN")
         return problems
+
+    @classmethod
+    def discriminator_min_size(cls, opt: argparse.Namespace) -> int:
+        """The PHA and TAM discriminators are PatchGAN-shaped: no ``--netD pixel``."""
+        return networks.patchgan_min_size(opt.netD, opt.n_layers_D)
 
     def add_transfer(self) -> None:
         learned = self.opt.transfer == "learned"
@@ -118,7 +127,8 @@ class Guided:
         self.given: dict[str, torch.Tensor] = {}  # the maps D gave this step's translations
 
     def attentive_discriminator(self, input_nc: int) -> AttentiveDiscriminator:
-        return AttentiveDiscriminator(input_nc, self.opt.ndf, self.opt.norm, self.opt.d_attention)
+        depth = networks.patchgan_depth(self.opt.netD, self.opt.n_layers_D)
+        return AttentiveDiscriminator(input_nc, self.opt.ndf, self.opt.norm, self.opt.d_attention, depth)
 
     def build_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
         """The base model's generator, taking the joined input; the transfer function ``T`` is added

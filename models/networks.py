@@ -286,6 +286,24 @@ def patchgan_layers(n_layers: int) -> list[tuple[int, int, int]]:
     return [(4, 2, 1)] + [(4, 2 if n < n_layers else 1, 1) for n in range(1, n_layers + 1)] + [(4, 1, 1)]
 
 
+def receptive_field(layers: list[tuple[int, int, int]]) -> int:
+    """The image side one output position of ``layers`` sees."""
+    field = 1
+    for kernel, stride, _ in reversed(layers):
+        field = (field - 1) * stride + kernel
+    return field
+
+
+def patchgan_depth(netD: str, n_layers_D: int) -> int:
+    """The ``n_layers`` of a PatchGAN-shaped discriminator: 3 (70x70) for ``--netD basic``,
+    ``--n_layers_D`` for ``--netD n_layers``. Models whose discriminators have their own blocks
+    (SAAGAN, UAIT, AGGAN's pooled D, GuideGAN's PHA) take their depth from here too."""
+    if netD == "pixel":
+        raise UserError("--netD pixel: this model's discriminator is a PatchGAN; use --netD basic or --netD n_layers "
+                        "with --n_layers_D")
+    return 3 if netD == "basic" else n_layers_D
+
+
 def min_input_size(layers: list[tuple[int, int, int]]) -> int:
     """The smallest image side for which ``layers`` still give an output of at least 1x1."""
     size = 1
@@ -296,9 +314,12 @@ def min_input_size(layers: list[tuple[int, int, int]]) -> int:
 
 def discriminator_min_size(netD: str, n_layers_D: int) -> int:
     """The smallest image side the ``--netD`` discriminator accepts."""
-    if netD == "pixel":
-        return 1
-    return min_input_size(patchgan_layers(3 if netD == "basic" else n_layers_D))
+    return 1 if netD == "pixel" else patchgan_min_size(netD, n_layers_D)
+
+
+def patchgan_min_size(netD: str, n_layers_D: int) -> int:
+    """The smallest image side of a PatchGAN-shaped discriminator (refuses ``--netD pixel``)."""
+    return min_input_size(patchgan_layers(patchgan_depth(netD, n_layers_D)))
 
 
 def resnet_block_count(netG: str) -> int:
@@ -324,7 +345,8 @@ def define_generator(netG: str, input_nc: int, output_nc: int, ngf: int, norm: s
 
 # --------------------------------------------------------------------------- discriminators
 class NLayerDiscriminator(nn.Module):
-    """PatchGAN: ``C64-C128-C256-C512`` then a 1-channel conv; 70x70 receptive field at n_layers=3."""
+    """PatchGAN: ``C64-C128-C256-C512`` then a 1-channel conv; receptive field 70x70 at n_layers=3
+    (34 at 2, 16 at 1, 142 at 4: :func:`receptive_field` of :func:`patchgan_layers`)."""
 
     def __init__(
         self,
@@ -411,12 +433,10 @@ class StarGANDiscriminator(nn.Module):
 
 def define_discriminator(netD: str, input_nc: int, ndf: int, n_layers_D: int, norm: str) -> nn.Module:
     """Build the discriminator named by ``--netD``: basic (3-layer PatchGAN), n_layers or pixel."""
-    if netD == "basic":
-        return NLayerDiscriminator(input_nc, ndf, 3, norm)
-    if netD == "n_layers":
-        return NLayerDiscriminator(input_nc, ndf, n_layers_D, norm)
     if netD == "pixel":
         return PixelDiscriminator(input_nc, ndf, norm)
+    if netD in ("basic", "n_layers"):
+        return NLayerDiscriminator(input_nc, ndf, patchgan_depth(netD, n_layers_D), norm)
     raise ValueError(f"--netD must be one of {DISCRIMINATORS}, got {netD!r}")
 
 

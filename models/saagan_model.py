@@ -92,6 +92,7 @@ def attention_loss(prediction: torch.Tensor, prior: torch.Tensor) -> torch.Tenso
 @register_model("saagan")
 class SAAGANModel(AttentionCycleModel):
     discriminator_first = True  # Algorithm 1: D, then G, in every iteration
+    own_patchgan = True
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser.set_defaults(no_dropout=True, dataset_mode="unaligned")
@@ -147,9 +148,11 @@ class SAAGANModel(AttentionCycleModel):
                                           networks.resnet_block_count(opt.netG))
 
     def build_discriminator(self, input_nc: int) -> nn.Module:
-        """Sec. 3.5: conv-BN-LeakyReLU blocks (the first normalised too), spectral normalisation."""
-        return networks.NLayerDiscriminator(input_nc, self.opt.ndf, 3, "batch", spectral_norm=self.opt.spectral_norm,
-                                            norm_first=True)
+        """Sec. 3.5: conv-BN-LeakyReLU blocks (the first normalised too), spectral normalisation; the
+        PatchGAN's depth from ``--netD``/``--n_layers_D`` (3, 70x70, by default)."""
+        depth = networks.patchgan_depth(self.opt.netD, self.opt.n_layers_D)
+        return networks.NLayerDiscriminator(input_nc, self.opt.ndf, depth, "batch",
+                                            spectral_norm=self.opt.spectral_norm, norm_first=True)
 
     def add_generators(self) -> None:
         super().add_generators()

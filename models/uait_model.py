@@ -91,6 +91,7 @@ def saved_attention_head(saved: dict[str, dict[str, torch.Tensor]]) -> str | Non
 class UAITModel(AttentionCycleModel):
     architecture_options = AttentionCycleModel.architecture_options + ("attention_networks", "ngf_attention",
                                                                        "attention_head")
+    own_patchgan = True
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -220,9 +221,10 @@ class UAITModel(AttentionCycleModel):
 
     def build_discriminator(self, input_nc: int) -> nn.Module:
         """The 70x70 PatchGAN with instance norm on every layer but the last (Appendix A, the first
-        one included), switched off in stage 2."""
+        one included), switched off in stage 2; its depth from ``--netD``/``--n_layers_D``."""
         norm = "switchable_instance" if self.opt.norm == "instance" else self.opt.norm
-        return networks.NLayerDiscriminator(input_nc, self.opt.ndf, 3, norm, norm_first=True)
+        depth = networks.patchgan_depth(self.opt.netD, self.opt.n_layers_D)
+        return networks.NLayerDiscriminator(input_nc, self.opt.ndf, depth, norm, norm_first=True)
 
     @property
     def attention_networks(self) -> list[nn.Module]:

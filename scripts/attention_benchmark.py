@@ -12,11 +12,24 @@ with ``--leaderboard DIR``, the leaderboard of ``scripts/compare.py`` with key i
         --summary docs/benchmark_distinct.md --leaderboard results/leaderboard_distinct
     python scripts/attention_benchmark.py --dataroot ../shared/datasets/horse2zebra --classifier auto
 
-Same rules for every model: the same image budget, the same reduced network at 64 px on a CPU
-(ngf/ndf 16, ResNet-6; paired models a U-Net of the image size), each paper's recipe otherwise.
-Schedules tied to a paper's epoch count are scaled to the budget and listed in the summary
-(:func:`budget_options`). Each run is an ordinary ``checkpoints/<prefix>_<model>[_s<seed>]`` run,
-so an interrupted benchmark resumes where it stopped. Extra ``train.py`` options follow ``--``.
+Same rules for every model (the scaling rules, written once here):
+
+- the same image budget, seeds and network: the reduced one on a CPU (ngf/ndf 16, ResNet-6;
+  paired models a U-Net of the image size), ``--full_network`` for the papers' ngf/ndf 64,
+  ResNet-9; each paper's recipe otherwise;
+- the discriminators see the share of the image side that the papers' see (the 70x70 PatchGAN
+  on 256 px images): ``--n_layers_D`` is the depth whose receptive field is nearest to 70/256 of
+  ``--size`` (:func:`proportional_depth`: 1 at 64 px, 2 at 128, 3 at 256), for every PatchGAN
+  of the family (SAAGAN's, UAIT's, AGGAN's pooled D and GuideGAN's PHA D take it too);
+  ``--d_field fixed`` keeps the 70x70 PatchGAN at every size (the runs made before this rule).
+  The multi-domain model keeps StarGAN's discriminator, which is built from the image size;
+- schedules tied to a paper's epoch count are scaled to the budget and listed in the summary
+  (:func:`budget_options`).
+
+Each run is an ordinary ``checkpoints/<prefix>_<model>[_s<seed>]`` run, so an interrupted
+benchmark resumes where it stopped (``--minutes`` stops each call with a resumable checkpoint);
+the summary gives each run's training wall time over all calls, seconds per image and the
+hardware. Extra ``train.py`` options follow ``--``.
 """
 
 from __future__ import annotations
@@ -28,17 +41,43 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from data.synthetic import BACKGROUNDS, ensure_synthetic_dataset  # noqa: E402
 from evaluation.leaderboard import mean_and_spread  # noqa: E402
+from models import networks  # noqa: E402
+from util.checkpoint import load_checkpoint  # noqa: E402
+from util.precision import describe_hardware  # noqa: E402
 
 # A network size a CPU trains in minutes at 64 px; the same for every model compared.
 CPU_NETWORK = ["--ngf", "16", "--ndf", "16", "--netG", "resnet_6blocks"]
 PAIRED_MODELS = ("pix2pix", "guidegan_paired")
 UNPAIRED_MODELS = ("cycle_gan", "aggan", "attentiongan", "uait", "saagan", "guidegan")
+OWN_DISCRIMINATOR_MODELS = ("attentiongan_multi",)  # StarGAN's D, sized by the image
+# The papers' discriminators: the 70x70 PatchGAN (n_layers 3) on 256 px images.
+PAPER_SIDE, PAPER_DEPTH = 256, 3
+
+
+def proportional_depth(size: int) -> int:
+    """The PatchGAN depth (``--n_layers_D``) whose receptive field is the share of a ``size`` px
+    image side nearest to the papers' 70/256."""
+    def field(depth: int) -> int:
+        return networks.receptive_field(networks.patchgan_layers(depth))
+
+    share = field(PAPER_DEPTH) / PAPER_SIDE
+    depths = [d for d in range(1, 7) if networks.min_input_size(networks.patchgan_layers(d)) <= size]
+    return min(depths, key=lambda depth: abs(field(depth) / size - share))
+
+
+def discriminator_options(model: str, args: argparse.Namespace) -> list[str]:
+    """``--netD n_layers --n_layers_D <proportional depth>`` unless ``--d_field fixed``."""
+    if args.d_field == "fixed" or model in OWN_DISCRIMINATOR_MODELS:
+        return []
+    return ["--netD", "n_layers", "--n_layers_D", str(proportional_depth(args.size))]
 
 
 def cpu_network(model: str, size: int) -> list[str]:
@@ -113,7 +152,8 @@ def benchmark_model(model: str, seed: int, args: argparse.Namespace, extra: list
                 "--n_epochs_decay", str(args.n_epochs_decay), "--seed", str(seed)]
     logging = ["--display_id", "0", "--print_freq", "100", "--display_freq", "500", "--save_epoch_freq", "1000"]
     adapted = budget_options(model, args)
-    train = [sys.executable, "train.py", *run_options, *schedule, *logging, *size, *adapted, *extra]
+    train = [sys.executable, "train.py", *run_options, *schedule, *logging, *size, *discriminator_options(model, args),
+             *adapted, *extra]
     if args.max_iters:
         train += ["--max_iters", str(args.max_iters)]
     if args.minutes:
@@ -124,6 +164,7 @@ def benchmark_model(model: str, seed: int, args: argparse.Namespace, extra: list
     started = time.time()
     run(train)
     train_seconds = time.time() - started
+    progress = load_checkpoint(run_dir / "latest.pt")["progress"]
     run([sys.executable, "test.py", *run_options, "--results_dir", str(args.results_dir), "--num_test", "0",
          "--crop_size", str(args.size), "--no_progress", "--phase", args.phase])
     result_dir = Path(args.results_dir) / name / f"{args.phase}_latest"
@@ -132,8 +173,16 @@ def benchmark_model(model: str, seed: int, args: argparse.Namespace, extra: list
          *(["--classifier", str(classifier)] if classifier else [])])
     metrics = json.loads((result_dir / "metrics.json").read_text())
     metrics["benchmark"] = {"model": model, "seed": seed, "train_seconds_this_call": round(train_seconds, 1),
-                            "command": command, "adapted": " ".join(adapted), "result_dir": str(result_dir)}
+                            "train_seconds": progress.get("train_seconds"), "images": progress["total_iters"],
+                            "hardware": describe_hardware(training_device(args)), "command": command,
+                            "adapted": " ".join(adapted), "result_dir": str(result_dir)}
     return metrics
+
+
+def training_device(args: argparse.Namespace) -> torch.device:
+    """The device train.py runs on: the first of ``--gpu_ids`` where CUDA has it, else the CPU."""
+    first = int(args.gpu_ids.split(",")[0])
+    return torch.device(f"cuda:{first}" if first >= 0 and torch.cuda.is_available() else "cpu")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n_epochs", type=int, default=8)
     parser.add_argument("--n_epochs_decay", type=int, default=4)
     parser.add_argument("--full_network", action="store_true", help="the papers' ngf/ndf 64, 9 blocks (GPU)")
+    parser.add_argument("--d_field", choices=("proportional", "fixed"), default="proportional",
+                        help="proportional: discriminators see the papers' 70/256 of the image side (--n_layers_D by "
+                             "--size); fixed: the 70x70 PatchGAN at every size")
     parser.add_argument("--classifier", default=None,
                         help="a domain classifier for evaluate.py, or auto: train the project's on --dataroot once")
     parser.add_argument("--gpu_ids", type=str, default="0")
@@ -226,8 +278,24 @@ def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> s
     adapted = {row["benchmark"]["model"]: row["benchmark"].get("adapted") for row in rows if row["benchmark"].get("adapted")}
     if adapted:
         lines += ["", "Schedules scaled to the budget: " + "; ".join(f"{m}: {a}" for m, a in adapted.items())]
+    d_field = getattr(args, "d_field", "proportional")
+    if d_field == "proportional":
+        lines += ["", f"Discriminators: PatchGAN depth {proportional_depth(args.size)} at {args.size} px (the papers' "
+                      f"70/256 of the image side; not for {', '.join(OWN_DISCRIMINATOR_MODELS)})"]
+    else:
+        lines += ["", "Discriminators: the 70x70 PatchGAN (--d_field fixed)"]
+    timed = [row["benchmark"] for row in rows if row["benchmark"].get("train_seconds")]
+    if timed:
+        lines += ["", "Training time (wall clock over all calls, start-up excluded):", ""]
+        lines += [f"- {b['model']} (seed {b['seed']}): {format_duration(b['train_seconds'])} for {b['images']} images, "
+                  f"{b['train_seconds'] / max(1, b['images']):.3f} s/img on {b['hardware']}" for b in timed]
     lines += ["", "Commands:", ""] + [f"    python {row['benchmark']['command']}" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def format_duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 if __name__ == "__main__":

@@ -108,6 +108,11 @@ def run_ok(script: str | Path, *args: object, **how: object) -> subprocess.Compl
     return result
 
 
+def resume_point(progress: dict) -> dict:
+    """A checkpoint's progress without its wall-clock ``train_seconds`` (which differs between runs)."""
+    return {key: value for key, value in progress.items() if key != "train_seconds"}
+
+
 def write_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(array)

@@ -177,7 +177,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_training_checkpoint(path: Path, model: Any, opt: Any, progress: dict[str, int]) -> None:
+def save_training_checkpoint(path: Path, model: Any, opt: Any, progress: dict[str, float]) -> None:
     """Write everything needed to resume (see the module docstring). Called on every rank at
     the same point: each rank's pools and random states are gathered, and rank 0 writes."""
     ranks = distributed.gather_objects({"state": model.rank_state(), "rng": capture_rng_state()})

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import platform
 from typing import Any
 
 import torch
@@ -30,16 +32,37 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags (``/proc/cpuinfo``; empty where it cannot be read)."""
+def _cpuinfo(field: str) -> str:
+    """The first ``field`` line of ``/proc/cpuinfo`` (empty where it cannot be read)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.split(":", 1)[0].strip() == field:
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return ""
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where it cannot be read)."""
+    return set(_cpuinfo("flags").split())
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def describe_hardware(device: torch.device) -> str:
+    """What a timing ran on, for reports: the GPU's name, or the CPU's model, cores and bf16 support."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    _, why = fast_bf16(device)
+    family, model = _cpuinfo("cpu family"), _cpuinfo("model")
+    kind = f" (family {family}, model {model})" if family and model else ""
+    return f"{_cpuinfo('model name') or platform.processor() or 'CPU'}{kind}, {usable_cores()} cores, {why}"
 
 
 def fast_bf16(device: torch.device) -> tuple[bool, str]:

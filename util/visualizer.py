@@ -88,7 +88,8 @@ class TrainingVisualizer:
         seconds_per_image: float,
     ) -> str:
         """Append one record to both logs (and the Visdom plot); return the text line."""
-        record = {"epoch": epoch, "progress": epoch - 1 + epoch_progress, "total_iters": total_iters, "lr": lr, "losses": losses}
+        record = {"epoch": epoch, "progress": epoch - 1 + epoch_progress, "total_iters": total_iters, "lr": lr,
+                  "seconds_per_image": round(seconds_per_image, 4), "losses": losses}
         self.records.append(record)
         with self.log_jsonl.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")

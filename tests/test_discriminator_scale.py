@@ -1,0 +1,92 @@
+"""The benchmark's scaling rule: every PatchGAN-shaped discriminator of the family takes its depth
+from --netD/--n_layers_D, so that it sees the papers' share of the image side at any size."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from models import create_model, networks
+from models.attention import pooled_layers
+from options.train_options import parse_train_options
+from scripts.attention_benchmark import discriminator_options, proportional_depth, summarise
+from tests.conftest import make_unaligned, run_script
+from tests.test_mask_supervision import MODELS, build
+
+
+def halvings(network: nn.Module) -> int:
+    return sum(1 for m in network.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2))
+
+
+def discriminators(model) -> dict[str, nn.Module]:
+    return {name: runner.network for name, runner in model.networks.items() if name.startswith("D")}
+
+
+def test_receptive_fields_of_the_patchgan_and_the_pooled_discriminator():
+    assert [networks.receptive_field(networks.patchgan_layers(depth)) for depth in (1, 2, 3, 4)] == [16, 34, 70, 142]
+    assert [networks.receptive_field(pooled_layers(depth)) for depth in (2, 3)] == [46, 94]
+
+
+def test_proportional_depth_keeps_the_papers_share_of_the_image_side():
+    assert [proportional_depth(size) for size in (64, 128, 256, 512)] == [1, 2, 3, 4]
+    for size in (64, 128, 256, 512):
+        share = networks.receptive_field(networks.patchgan_layers(proportional_depth(size))) / size
+        assert abs(share - 70 / 256) < 0.03
+
+
+def test_benchmark_passes_the_depth_to_every_model_but_the_one_with_starGANs_discriminator():
+    args = argparse.Namespace(size=128, d_field="proportional")
+    assert discriminator_options("saagan", args) == ["--netD", "n_layers", "--n_layers_D", "2"]
+    assert discriminator_options("attentiongan_multi", args) == []
+    assert discriminator_options("saagan", argparse.Namespace(size=128, d_field="fixed")) == []
+
+
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_every_attention_model_discriminator_takes_its_depth_from_the_options(key, tmp_path):
+    paper = discriminators(build(key, tmp_path))
+    shallower = discriminators(build(key, tmp_path, "--netD", "n_layers", "--n_layers_D", "2"))
+    assert paper and paper.keys() == shallower.keys()
+    for name in paper:
+        assert halvings(paper[name]) - halvings(shallower[name]) == 1, name
+        channels = next(m for m in shallower[name].modules() if isinstance(m, nn.Conv2d)).in_channels
+        assert torch.isfinite(shallower[name](torch.rand(2, channels, 32, 32))).all()
+
+
+@pytest.mark.parametrize("model", ["guidegan", "cycle_gan"])
+def test_guidegan_and_cycle_gan_discriminators_take_the_depth_too(model):
+    common = ["--model", model, "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks",
+              "--crop_size", "32", "--load_size", "32"]
+    paper = discriminators(create_model(model, parse_train_options(common), torch.device("cpu")))
+    opt = parse_train_options([*common, "--netD", "n_layers", "--n_layers_D", "2"])
+    shallower = discriminators(create_model(model, opt, torch.device("cpu")))
+    assert [halvings(paper[n]) - halvings(shallower[n]) for n in paper] == [1] * len(paper)
+    output = shallower["D_A"](torch.rand(1, 3, 32, 32))
+    realness = output.realness if model == "guidegan" else output
+    assert realness.shape[-1] == 6  # 32 / 4 - 2: two halvings, then the two stride-1 convolutions
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "guidegan", "--d_attention", "tam", "--netD", "n_layers", "--n_layers_D", "2"], "TAM discriminator"),
+    (["--model", "uait", "--netD", "pixel"], "--netD pixel: this model's discriminator is a PatchGAN"),
+    (["--model", "aggan", "--netD", "pixel"], "--netD pixel: this model's discriminator is a PatchGAN"),
+])
+def test_discriminators_without_that_depth_refuse_it_by_name(args, message, tmp_path: Path):
+    data = make_unaligned(tmp_path / "data", n_a=2, n_b=2)
+    result = run_script("train.py", *args, "--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--gpu_ids", "-1",
+                        "--crop_size", "32", "--load_size", "32")
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+def test_summary_states_the_discriminator_rule_and_the_training_time():
+    rows = [{"benchmark": {"model": "uait", "seed": 0, "command": "train.py --model uait", "train_seconds": 3725.0,
+                           "images": 13340, "hardware": "some CPU"},
+             "directions": {"AtoB": {"attention": None, "background": None}}}]
+    args = argparse.Namespace(dataroot="d", size=128, max_iters=13340, full_network=False, d_field="proportional")
+    summary = summarise(rows, args, [])
+    assert "PatchGAN depth 2 at 128 px" in summary
+    assert "- uait (seed 0): 1:02:05 for 13340 images, 0.279 s/img on some CPU" in summary
