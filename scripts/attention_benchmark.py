@@ -138,26 +138,36 @@ def domain_classifier(args: argparse.Namespace) -> Path | None:
     return path
 
 
-def benchmark_model(model: str, seed: int, args: argparse.Namespace, extra: list[str]) -> dict:
-    """Train (or resume), test and evaluate one model; returns its metrics.json."""
-    name = f"{args.prefix}_{model}" + (f"_s{seed}" if seed else "")
-    size = ["--load_size", str(args.size + args.size // 8), "--crop_size", str(args.size)]
+def run_name(model: str, seed: int, args: argparse.Namespace) -> str:
+    return f"{args.prefix}_{model}" + (f"_s{seed}" if seed else "")
+
+
+def run_options(model: str, seed: int, args: argparse.Namespace) -> list[str]:
+    """What identifies the run and its networks: the same for train.py and test.py."""
     network = [] if args.full_network else cpu_network(model, args.size)
-    run_dir = Path(args.checkpoints_dir) / name
-    # What identifies the run and its networks: the same for train.py and test.py.
-    run_options = ["--model", model, "--name", name, "--dataroot", str(args.dataroot), "--checkpoints_dir",
-                   str(args.checkpoints_dir), "--gpu_ids", args.gpu_ids, "--direction", args.direction,
-                   "--precision", args.precision, *network]
+    return ["--model", model, "--name", run_name(model, seed, args), "--dataroot", str(args.dataroot),
+            "--checkpoints_dir", str(args.checkpoints_dir), "--gpu_ids", args.gpu_ids, "--direction", args.direction,
+            "--precision", args.precision, *network]
+
+
+def train_arguments(model: str, seed: int, args: argparse.Namespace, adapted: list[str], extra: list[str]) -> list[str]:
+    """train.py's arguments for one run (``adapted``: :func:`budget_options`; ``--continue_train`` not included)."""
+    size = ["--load_size", str(args.size + args.size // 8), "--crop_size", str(args.size)]
     schedule = ["--max_dataset_size", str(args.epoch_size), "--n_epochs", str(args.n_epochs),
                 "--n_epochs_decay", str(args.n_epochs_decay), "--seed", str(seed)]
     logging = ["--display_id", "0", "--print_freq", "100", "--display_freq", "500", "--save_epoch_freq", "1000"]
+    budget = (["--max_iters", str(args.max_iters)] if args.max_iters else []) + (
+        ["--time_limit", str(args.minutes)] if args.minutes else [])
+    return [*run_options(model, seed, args), *schedule, *logging, *size, *discriminator_options(model, args), *adapted,
+            *extra, *budget]
+
+
+def benchmark_model(model: str, seed: int, args: argparse.Namespace, extra: list[str]) -> dict:
+    """Train (or resume), test and evaluate one model; returns its metrics.json."""
+    name = run_name(model, seed, args)
+    run_dir = Path(args.checkpoints_dir) / name
     adapted = budget_options(model, args)
-    train = [sys.executable, "train.py", *run_options, *schedule, *logging, *size, *discriminator_options(model, args),
-             *adapted, *extra]
-    if args.max_iters:
-        train += ["--max_iters", str(args.max_iters)]
-    if args.minutes:
-        train += ["--time_limit", str(args.minutes)]
+    train = [sys.executable, "train.py", *train_arguments(model, seed, args, adapted, extra)]
     command = " ".join(train[1:])
     if (run_dir / "latest.pt").exists():
         train.append("--continue_train")
@@ -165,7 +175,7 @@ def benchmark_model(model: str, seed: int, args: argparse.Namespace, extra: list
     run(train)
     train_seconds = time.time() - started
     progress = load_checkpoint(run_dir / "latest.pt")["progress"]
-    run([sys.executable, "test.py", *run_options, "--results_dir", str(args.results_dir), "--num_test", "0",
+    run([sys.executable, "test.py", *run_options(model, seed, args), "--results_dir", str(args.results_dir), "--num_test", "0",
          "--crop_size", str(args.size), "--no_progress", "--phase", args.phase])
     result_dir = Path(args.results_dir) / name / f"{args.phase}_latest"
     classifier = domain_classifier(args)
@@ -219,11 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parse_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The benchmark's own options, and the ``train.py`` options after ``--``."""
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
-    args = build_parser().parse_args(argv)
+    return build_parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv), extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = parse_arguments(list(sys.argv[1:] if argv is None else argv))
     if args.dataroot is None:
         suffix = "" if args.backgrounds == "overlapping" else f"_{args.backgrounds}"
         args.dataroot = ensure_synthetic_dataset(Path("datasets") / f"synthetic_{args.size}{suffix}", size=args.size,

@@ -1,9 +1,13 @@
-"""The benchmark's scaling rule: every PatchGAN-shaped discriminator of the family takes its depth
-from --netD/--n_layers_D, so that it sees the papers' share of the image side at any size."""
+"""The benchmark's scaling rules: every PatchGAN-shaped discriminator of the family takes its depth
+from --netD/--n_layers_D, so that it sees the papers' share of the image side at any size; the
+at-scale script's calls are valid benchmark and train.py command lines."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,8 +17,14 @@ from torch import nn
 from models import create_model, networks
 from models.attention import pooled_layers
 from options.train_options import parse_train_options
-from scripts.attention_benchmark import discriminator_options, proportional_depth, summarise
-from tests.conftest import make_unaligned, run_script
+from scripts.attention_benchmark import (
+    discriminator_options,
+    parse_arguments,
+    proportional_depth,
+    summarise,
+    train_arguments,
+)
+from tests.conftest import ROOT, make_unaligned, run_script
 from tests.test_mask_supervision import MODELS, build
 
 
@@ -90,3 +100,18 @@ def test_summary_states_the_discriminator_rule_and_the_training_time():
     summary = summarise(rows, args, [])
     assert "PatchGAN depth 2 at 128 px" in summary
     assert "- uait (seed 0): 1:02:05 for 13340 images, 0.279 s/img on some CPU" in summary
+
+
+def test_the_at_scale_script_makes_valid_benchmark_and_training_commands():
+    env = {**os.environ, "PYTHON": "echo"}
+    printed = subprocess.run(["bash", "scripts/benchmark_at_scale.sh", "all"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, check=True).stdout.splitlines()
+    assert len(printed) == 5
+    for line in printed:
+        args, extra = parse_arguments(shlex.split(line)[1:])
+        assert args.size == 128 and args.d_field == "proportional"
+        for model in args.model:
+            opt = parse_train_options(train_arguments(model, 0, args, [], extra))
+            assert (opt.crop_size, opt.netD, opt.n_layers_D, opt.save_epoch_freq) == (128, "n_layers", 2, 1)
+    no_target = subprocess.run(["bash", "scripts/benchmark_at_scale.sh"], cwd=ROOT, capture_output=True, text=True)
+    assert no_target.returncode == 2 and "usage" in no_target.stderr
