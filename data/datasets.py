@@ -5,7 +5,10 @@ Every sample is a dict. ``A``/``B`` are ``C x H x W`` tensors in [-1, 1]; ``A_pa
 file lists (models that keep per-image state key it by these); ``A_mask``/``B_mask`` are
 ``1 x H x W`` 0/1 tensors with ``A_has_mask``/``B_has_mask`` telling whether a ground-truth
 mask exists (all zeros and False otherwise); ``A_geometry``/``B_geometry`` say where the
-sample's pixels lie in its resized image (:meth:`data.transforms.GeometryParams.as_tensor`). Masks live in a sibling folder
+sample's pixels lie in its resized image (:meth:`data.transforms.GeometryParams.as_tensor`). With
+``--mask_replay`` an unaligned training sample also carries, per side that has masks,
+``A_replay``/``A_replay_mask``: an image drawn among those whose mask is used, with its mask
+(:meth:`UnalignedDataset.replayed`). Masks live in a sibling folder
 ``<folder>_mask/`` with the same relative file stem (0 background, non-zero object; see
 ``data/image_folder.py``). Every file's header is checked when the dataset is built.
 
@@ -99,6 +102,10 @@ class _Sample:
     def __init__(self, folder: Path, paths: list[Path], channels: int, opt: argparse.Namespace) -> None:
         self.folder, self.paths, self.channels = folder, paths, channels
         self.masks = scan_images(paths, folder, mask_folder(folder), smallest_side(opt)).masks
+
+    def masked_indices(self) -> list[int]:
+        """Positions of the images whose mask is used (after ``--mask_fraction``/``--max_masks``)."""
+        return [i for i, path in enumerate(self.paths) if path in self.masks]
 
     def load(self, index: int, opt: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]:
         """The image, its mask (zeros when absent), whether it has one, its path and its geometry."""
@@ -194,7 +201,17 @@ class UnalignedDataset(_BaseDataset):
             fields = source.load(idx, self.opt, self.rng(epoch, index, stream))
             sample.update({side + key: value for key, value in fields.items()})
             sample[f"{side}_index"] = idx
+            if getattr(self.opt, "mask_replay", False) and source.masks:
+                sample.update(self.replayed(side, source, epoch, index, stream + 2))
         return sample
+
+    def replayed(self, side: str, source: _Sample, epoch: int, index: int, stream: int) -> dict[str, torch.Tensor]:
+        """``--mask_replay``: one image of ``side`` that has a mask (drawn by the sample's key), with its
+        own crop and flip: ``<side>_replay`` and ``<side>_replay_mask``."""
+        rng = self.rng(epoch, index, stream)
+        masked = source.masked_indices()
+        fields = source.load(masked[int(rng.integers(len(masked)))], self.opt, rng)
+        return {f"{side}_replay": fields[""], f"{side}_replay_mask": fields["_mask"]}
 
 
 @register_dataset("aligned")

@@ -104,6 +104,9 @@ def add_mask_supervision_options(
     g.add_argument("--mask_fraction", type=float, default=1.0,
                    help="use the masks of this fraction of the training images only (a subset chosen by --seed)")
     g.add_argument("--max_masks", type=int, default=-1, help="and of at most this many images per domain (-1: no limit)")
+    add_switch(g, "mask_replay", False,
+               "every step also trains each side's foreground attention on one image drawn from those with a mask "
+               "(with --lambda_mask's BCE; SAAGAN: its attention loss), so that a few masks weigh on every step")
     g.add_argument("--d_mask", type=str, default="none", choices=("none", "given"),
                    help="given: the discriminators see images masked by their given mask, or where an image has "
                    "none, by the model's own attention thresholded at 0.5 (UAIT: at --tau)")
@@ -121,8 +124,9 @@ def mask_supervision_problems(opt: argparse.Namespace) -> list[str]:
     if opt.max_masks < -1:
         problems.append(f"--max_masks {opt.max_masks}: must be >= 0, or -1 for no limit")
     uses_masks = opt.attention_prior == "masks"
-    if not uses_masks and (opt.mask_fraction < 1 or opt.max_masks >= 0 or opt.d_mask == "given"):
-        given = "--d_mask given" if opt.d_mask == "given" else "--mask_fraction/--max_masks"
+    if not uses_masks and (opt.mask_fraction < 1 or opt.max_masks >= 0 or opt.d_mask == "given" or opt.mask_replay):
+        given = ("--d_mask given" if opt.d_mask == "given" else "--mask_replay" if opt.mask_replay
+                 else "--mask_fraction/--max_masks")
         problems.append(f"{given} needs --attention_prior masks (the masks come from the <folder>_mask/ files)")
     if uses_masks and getattr(opt, "lambda_mask", 1.0) < 0:
         problems.append(f"--lambda_mask {opt.lambda_mask}: must be >= 0")
@@ -267,6 +271,9 @@ class AttentionCycleModel(BaseModel):
         self.real_A, self.real_B = self.domain_pair(batch)
         # Given masks (all zeros with has_mask False where an image has none, or --mask_fraction dropped it).
         self.given_masks = {side: (batch.get(f"{side}_mask"), batch.get(f"{side}_has_mask")) for side in "AB"}
+        # --mask_replay: per side, an image that has a mask and the mask (data/datasets.py).
+        self.replay = {side: (batch[f"{side}_replay"].to(self.device), batch[f"{side}_replay_mask"])
+                       for side in "AB" if f"{side}_replay" in batch}
 
     def forward(self) -> None:
         self.out_A: AttentionOutput = self.translate("A", self.real_A)
@@ -370,15 +377,27 @@ class AttentionCycleModel(BaseModel):
 
     def supervision_terms(self) -> dict[str, torch.Tensor]:
         """``--attention_prior masks``: ``lambda_mask`` times the BCE between each side's foreground
-        attention and its given masks, over the images that have one (:func:`mask_bce`)."""
-        if getattr(self.opt, "attention_prior", "none") != "masks" or not getattr(self.opt, "lambda_mask", 0.0):
+        attention and its given masks, over the images that have one (:func:`mask_bce`); with
+        ``--mask_replay``, the same loss (:meth:`replay_loss`) on this step's replayed masked images."""
+        if getattr(self.opt, "attention_prior", "none") != "masks":
             return {}
+        terms = self.given_mask_terms()
+        for side, (image, mask) in getattr(self, "replay", {}).items():
+            terms[f"replay_{side}"] = self.replay_loss(self.translate(side, image).foreground, mask)
+        return terms
+
+    def given_mask_terms(self) -> dict[str, torch.Tensor]:
+        """The BCE on this batch's images that have a mask, per side."""
         terms = {}
         for side, attention in (("A", self.att_A), ("B", self.att_B)):
             mask, has = self.given_masks.get(side, (None, None))
-            if mask is not None:
+            if mask is not None and self.opt.lambda_mask:
                 terms[f"mask_{side}"] = self.opt.lambda_mask * mask_bce(attention, mask, has)
         return terms
+
+    def replay_loss(self, attention: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The mask loss on replayed images, all of which have a mask."""
+        return self.opt.lambda_mask * mask_bce(attention, mask, torch.ones(len(mask), dtype=torch.bool))
 
     def discriminator_step(self) -> dict[str, torch.Tensor]:
         """Minimise the discriminators' losses on this step's (pooled, detached) translations."""

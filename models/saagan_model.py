@@ -93,6 +93,7 @@ def attention_loss(prediction: torch.Tensor, prior: torch.Tensor) -> torch.Tenso
 class SAAGANModel(AttentionCycleModel):
     discriminator_first = True  # Algorithm 1: D, then G, in every iteration
     own_patchgan = True
+
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser.set_defaults(no_dropout=True, dataset_mode="unaligned")
@@ -269,6 +270,10 @@ class SAAGANModel(AttentionCycleModel):
             setattr(self, f"prior_{side}", prior)
 
     # ------------------------------------------------------------------ losses
+    def replay_loss(self, attention: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``--mask_replay``: Eq. (6) with the given mask as the prior, at ``--lambda_attention``."""
+        return self.opt.lambda_attention * attention_loss(attention, mask.to(attention.device, attention.dtype))
+
     def weight(self, prior: torch.Tensor) -> torch.Tensor | None:
         return prior if self.opt.revised_adversarial else None
 
@@ -291,7 +296,7 @@ class SAAGANModel(AttentionCycleModel):
         }
         return recon, adversarial
 
-    def supervision_terms(self) -> dict[str, torch.Tensor]:
+    def given_mask_terms(self) -> dict[str, torch.Tensor]:
         """None: with ``--attention_prior masks`` the masks enter Eq. (6) as the prior (``attention_*``)."""
         return {}
 

@@ -96,6 +96,24 @@ def test_the_dataset_drops_the_other_masks_and_says_how_many(tmp_path, capsys):
         assert float(dataset[(1, i)]["A_mask"].sum()) == 0
 
 
+def test_replay_draws_only_images_of_the_subset_with_their_masks_and_the_same_on_a_rebuild(tmp_path):
+    data = make_unaligned(tmp_path / "data", n_a=10, n_b=10)
+    args = ["--dataroot", str(data), "--model", "attentiongan", "--attention_prior", "masks", "--max_masks", "2",
+            "--mask_replay", *TINY, "--num_threads", "0", "--load_size", "32", "--crop_size", "32", "--no_flip"]
+    dataset = create_dataset(parse_train_options(args))
+    masked = {i: dataset[(1, i)] for i in range(10) if dataset[(1, i)]["A_has_mask"]}
+    assert len(masked) == 2
+    replayed = [dataset[(epoch, i)] for epoch in (1, 2) for i in range(10)]
+    for sample in replayed:
+        # the replayed image is one of the two with a mask, and comes with that image's mask
+        match = [m for m in masked.values() if torch.equal(m["A"], sample["A_replay"])]
+        assert match and torch.equal(match[0]["A_mask"], sample["A_replay_mask"])
+    assert len({float(s["A_replay"].sum()) for s in replayed}) == 2  # both get drawn
+    again = create_dataset(parse_train_options(args))  # a resumed run replays the same images
+    assert all(torch.equal(again[(2, i)]["A_replay"], dataset[(2, i)]["A_replay"]) for i in range(10))
+    assert "A_replay" not in create_dataset(parse_train_options([a for a in args if a != "--mask_replay"]))[(1, 0)]
+
+
 # --------------------------------------------------------------------------- the loss
 def test_images_without_a_mask_add_no_mask_loss():
     attention = torch.rand(2, 1, 8, 8, requires_grad=True)
@@ -160,6 +178,25 @@ def test_every_model_with_a_mask_trains_a_step_with_each_option(tmp_path, key, e
         assert "mask_A" not in losses and torch.equal(model.prior_A[0], model.given_masks["A"][0][0])
 
 
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_replayed_masks_train_the_attention_when_the_batch_has_none(tmp_path, key):
+    model = build(key, tmp_path, "--attention_prior", "masks", "--mask_replay")
+    model.on_epoch_start(1)
+    batch = batch_with_masks([False], [False])
+    replay = batch_with_masks([True], [True])
+    batch.update({f"{side}_replay{suffix}": replay[f"{side}{suffix}"] for side in "AB" for suffix in ("", "_mask")})
+    model.set_input(batch)
+    model.forward()
+    terms = model.supervision_terms()
+    assert set(terms) >= {"replay_A", "replay_B"} and all(terms[f"replay_{s}"].item() > 0 for s in "AB")
+    assert all(float(terms.get(f"mask_{s}", torch.zeros(())).detach()) == 0 for s in "AB")  # no batch image has a mask
+    attention = next(name for name in ("A_A", "G_A") if name in model.networks)
+    terms["replay_A"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.networks[attention].parameters())
+    losses = build(key, tmp_path, "--attention_prior", "masks", "--mask_replay").train_step(batch)
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values()) and losses["replay_A"] > 0
+
+
 @pytest.mark.parametrize("model", ["guidegan", "guidegan_paired"])
 def test_guidegan_refuses_masks(model):
     with pytest.raises(UserError, match="no blending mask"):
@@ -167,7 +204,7 @@ def test_guidegan_refuses_masks(model):
 
 
 def test_mask_options_without_masks_are_refused():
-    for extra in (["--d_mask", "given"], ["--mask_fraction", "0.1"]):
+    for extra in (["--d_mask", "given"], ["--mask_fraction", "0.1"], ["--mask_replay"]):
         with pytest.raises(UserError, match="needs --attention_prior masks"):
             parse_train_options(["--model", "attentiongan", *TINY, *extra])
     with pytest.raises(UserError, match="--mask_fraction 1.5"):
