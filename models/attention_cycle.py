@@ -207,6 +207,7 @@ class AttentionCycleModel(BaseModel):
         self.monitor = AttentionMonitor()
         self.steps_taken = 0  # in this process since it started (for --mask_gradient_freq)
         self.given_masks: dict[str, tuple[Any, Any]] = {}  # per side: (masks, has_mask) of the batch
+        self.replay: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # per side: --mask_replay's (image, mask)
         self.mask_gradients: dict[str, float] = {}
         if not self.is_train:
             return
@@ -382,7 +383,7 @@ class AttentionCycleModel(BaseModel):
         if getattr(self.opt, "attention_prior", "none") != "masks":
             return {}
         terms = self.given_mask_terms()
-        for side, (image, mask) in getattr(self, "replay", {}).items():
+        for side, (image, mask) in self.replay.items():
             terms[f"replay_{side}"] = self.replay_loss(self.translate(side, image).foreground, mask)
         return terms
 
