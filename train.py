@@ -73,6 +73,10 @@ def prepare_data(opt: argparse.Namespace, ctx: distributed.DistributedContext) -
     opt.dataroot = distributed.broadcast_object(opt.dataroot)
 
 
+# Options that shape the networks only training has (the discriminators): a resumed run keeps them.
+TRAINING_SHAPE_OPTIONS = ("netD", "n_layers_D", "ndf")
+
+
 def restore(model: BaseModel, checkpoint: dict[str, Any], ctx: distributed.DistributedContext, opt: argparse.Namespace) -> None:
     """Load shared state, then this rank's pools and random states (fresh ones for new ranks)."""
     model.load_training_state(checkpoint["state"])
@@ -149,7 +153,11 @@ def train_in(opt: argparse.Namespace, ctx: distributed.DistributedContext, devic
         # Same initial weights on every rank (DDP checks), then each rank draws its own numbers.
         seed_everything(opt.seed + 7919 * ctx.rank)
     if checkpoint is not None:
-        check_architecture(checkpoint["architecture"], model.architecture(), checkpoint_path(run_dir, opt.epoch))
+        path = checkpoint_path(run_dir, opt.epoch)
+        check_architecture(checkpoint["architecture"], model.architecture(), path)
+        saved = checkpoint["options"]
+        check_architecture({key: saved[key] for key in TRAINING_SHAPE_OPTIONS if key in saved},
+                           {key: getattr(opt, key) for key in TRAINING_SHAPE_OPTIONS if hasattr(opt, key)}, path)
         restore(model, checkpoint, ctx, opt)
         if ctx.is_main:
             print(

@@ -115,3 +115,14 @@ def test_the_at_scale_script_makes_valid_benchmark_and_training_commands():
             assert (opt.crop_size, opt.netD, opt.n_layers_D, opt.save_epoch_freq) == (128, "n_layers", 2, 1)
     no_target = subprocess.run(["bash", "scripts/benchmark_at_scale.sh"], cwd=ROOT, capture_output=True, text=True)
     assert no_target.returncode == 2 and "usage" in no_target.stderr
+
+
+def test_resuming_with_another_discriminator_depth_names_the_option(tmp_path):
+    data = make_unaligned(tmp_path / "data", n_a=2, n_b=2)
+    common = ["--model", "cycle_gan", "--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--name", "r",
+              "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--crop_size", "32",
+              "--load_size", "32", "--n_epochs", "1", "--n_epochs_decay", "0", "--display_id", "0", "--no_progress"]
+    assert run_script("train.py", *common).returncode == 0
+    resumed = run_script("train.py", *common, "--n_epochs", "2", "--continue_train", "--netD", "n_layers",
+                         "--n_layers_D", "2")
+    assert resumed.returncode == 2 and "--netD basic" in resumed.stderr and "Traceback" not in resumed.stderr
