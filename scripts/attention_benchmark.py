@@ -51,6 +51,7 @@ from data.synthetic import BACKGROUNDS, ensure_synthetic_dataset  # noqa: E402
 from evaluation.leaderboard import mean_and_spread  # noqa: E402
 from models import networks  # noqa: E402
 from util.checkpoint import load_checkpoint  # noqa: E402
+from util.distributed import parse_gpu_ids  # noqa: E402
 from util.precision import describe_hardware  # noqa: E402
 
 # A network size a CPU trains in minutes at 64 px; the same for every model compared.
@@ -191,8 +192,8 @@ def benchmark_model(model: str, seed: int, args: argparse.Namespace, extra: list
 
 def training_device(args: argparse.Namespace) -> torch.device:
     """The device train.py runs on: the first of ``--gpu_ids`` where CUDA has it, else the CPU."""
-    first = int(args.gpu_ids.split(",")[0])
-    return torch.device(f"cuda:{first}" if first >= 0 and torch.cuda.is_available() else "cpu")
+    ids = parse_gpu_ids(args.gpu_ids)
+    return torch.device(f"cuda:{ids[0]}" if ids and torch.cuda.is_available() else "cpu")
 
 
 def build_parser() -> argparse.ArgumentParser:
