@@ -107,9 +107,12 @@ def add_mask_supervision_options(
     add_switch(g, "mask_replay", False,
                "every step also trains each side's foreground attention on one image drawn from those with a mask "
                "(with --lambda_mask's BCE; SAAGAN: its attention loss), so that a few masks weigh on every step")
-    g.add_argument("--d_mask", type=str, default="none", choices=("none", "given"),
+    g.add_argument("--d_mask", type=str, default="none", choices=("none", "given", "objects"),
                    help="given: the discriminators see images masked by their given mask, or where an image has "
-                   "none, by the model's own attention thresholded at 0.5 (UAIT: at --tau)")
+                   "none, by the model's own attention thresholded at 0.5 (UAIT: at --tau); objects (needs "
+                   "--mask_replay): their real images are the replayed ones through their given masks (objects on "
+                   "black) and the translations are seen through the generator's own attention, which the "
+                   "adversarial loss then shapes")
 
 
 def mask_supervision_problems(opt: argparse.Namespace) -> list[str]:
@@ -128,6 +131,12 @@ def mask_supervision_problems(opt: argparse.Namespace) -> list[str]:
         given = ("--d_mask given" if opt.d_mask == "given" else "--mask_replay" if opt.mask_replay
                  else "--mask_fraction/--max_masks")
         problems.append(f"{given} needs --attention_prior masks (the masks come from the <folder>_mask/ files)")
+    if uses_masks and opt.d_mask == "objects" and not opt.mask_replay:
+        problems.append("--d_mask objects needs --mask_replay (the discriminators' real objects are the replayed "
+                        "images through their masks)")
+    if uses_masks and opt.d_mask == "objects" and opt.model == "uait":
+        problems.append("--d_mask objects: UAIT thresholds the attention it masks its discriminators with (--tau), "
+                        "so the adversarial loss could not shape it; use --d_mask given")
     if uses_masks and getattr(opt, "lambda_mask", 1.0) < 0:
         problems.append(f"--lambda_mask {opt.lambda_mask}: must be >= 0")
     return problems
@@ -229,8 +238,13 @@ class AttentionCycleModel(BaseModel):
 
     @property
     def given_mask_view(self) -> bool:
-        """``--d_mask given``: the vanilla discriminators see images through given (or own) masks."""
-        return getattr(self.opt, "d_mask", "none") == "given"
+        """``--d_mask given`` or ``objects``: the vanilla discriminators see images through masks."""
+        return getattr(self.opt, "d_mask", "none") in ("given", "objects")
+
+    @property
+    def object_view(self) -> bool:
+        """``--d_mask objects``: real objects from the replay, translations through their attention."""
+        return getattr(self.opt, "d_mask", "none") == "objects"
 
     #: Where the model's own attention counts as object for ``--d_mask given`` (UAIT: ``--tau``).
     own_mask_threshold = 0.5
@@ -245,15 +259,25 @@ class AttentionCycleModel(BaseModel):
 
     def view_mask(self, side: str, attention: torch.Tensor) -> torch.Tensor:
         """The mask a translation of a ``side`` image is judged through: the generator's attention
-        (which :meth:`discriminator_view` ignores unless a model masks), or with ``--d_mask given``
-        the source image's given-or-own mask."""
-        return self.given_or_own(side, attention) if self.given_mask_view else attention
+        (which :meth:`discriminator_view` ignores unless a model masks, and which ``--d_mask objects``
+        keeps soft and differentiable), or with ``--d_mask given`` the source image's given-or-own mask."""
+        return self.given_or_own(side, attention) if self.given_mask_view and not self.object_view else attention
 
     def real_view_masks(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The masks real B and real A images are judged through (see :meth:`view_mask`)."""
         if self.given_mask_view:
             return self.given_or_own("B", self.att_B), self.given_or_own("A", self.att_A)
         return self.real_pair_masks()
+
+    def judged_reals(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """``((image, view mask) judged real by D_A, the same for D_B)``: this batch's real B and A through
+        :meth:`real_view_masks`, or with ``--d_mask objects`` the replayed B and A through their given masks."""
+        if self.object_view:
+            (image_B, mask_B), (image_A, mask_A) = self.replay["B"], self.replay["A"]
+            return ((image_B, mask_B.to(image_B.device, image_B.dtype)),
+                    (image_A, mask_A.to(image_A.device, image_A.dtype)))
+        view_B, view_A = self.real_view_masks()
+        return (self.real_B, view_B), (self.real_A, view_A)
 
     def discriminator_view(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """What the vanilla discriminators see of an image seen through ``mask``: all of it, or with
@@ -323,11 +347,11 @@ class AttentionCycleModel(BaseModel):
         fake_B, mask_A, view_A = self.pool_with_masks(self.fake_B_pool, judged_B, self.att_A, self.view_mask("A", self.att_A))
         fake_A, mask_B, view_B = self.pool_with_masks(self.fake_A_pool, judged_A, self.att_B, self.view_mask("B", self.att_B))
         real_mask_B, real_mask_A = self.real_pair_masks()
-        real_view_B, real_view_A = self.real_view_masks()
+        (real_B, real_view_B), (real_A, real_view_A) = self.judged_reals()
         view = self.discriminator_view
         losses = {
-            "D_A": self._discriminator_loss("D_A", view(self.real_B, real_view_B), view(fake_B, view_A)),
-            "D_B": self._discriminator_loss("D_B", view(self.real_A, real_view_A), view(fake_A, view_B)),
+            "D_A": self._discriminator_loss("D_A", view(real_B, real_view_B), view(fake_B, view_A)),
+            "D_B": self._discriminator_loss("D_B", view(real_A, real_view_A), view(fake_A, view_B)),
         }
         if self.opt.attention_D:
             losses["D_AA"] = self._discriminator_loss(

@@ -303,14 +303,16 @@ class SAAGANModel(AttentionCycleModel):
     def discriminator_losses(self) -> dict[str, torch.Tensor]:
         """Eq. (9)/(10), plus the augmented fakes with label 0.3; fakes are pooled with their prior."""
         losses = {}
-        real_view_B, real_view_A = self.real_view_masks()
+        (real_B, real_view_B), (real_A, real_view_A) = self.judged_reals()
+        # --d_mask objects: the real images are the replayed ones, whose prior is their given mask
+        prior_B, prior_A = (real_view_B, real_view_A) if self.object_view else (self.prior_B, self.prior_A)
         view = self.discriminator_view
         for name, real, real_prior, real_view, side, out, prior, pool in (
-            ("D_A", self.real_B, self.prior_B, real_view_B, "A", self.out_A, self.prior_A, self.fake_B_pool),
-            ("D_B", self.real_A, self.prior_A, real_view_A, "B", self.out_B, self.prior_B, self.fake_A_pool),
+            ("D_A", real_B, prior_B, real_view_B, "A", self.out_A, self.prior_A, self.fake_B_pool),
+            ("D_B", real_A, prior_A, real_view_A, "B", self.out_B, self.prior_B, self.fake_A_pool),
         ):
             netD = self.networks[name]
-            fake_view = self.view_mask(side, out.foreground)
+            fake_view = self.view_mask(side, out.foreground).detach()  # the D step must not reach G (objects: soft)
             # a pool of size 0 returns its input; a fake is pooled with its prior (and its view mask)
             fake, fake_prior, pooled_view = (t.detach() for t in self.pool_with_masks(pool, out.image, prior, fake_view))
             loss = self.gan_loss(netD(view(real, real_view)), True, weight=self.weight(real_prior))

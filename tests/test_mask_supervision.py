@@ -162,6 +162,45 @@ def test_given_masks_show_the_discriminators_zeros_outside_the_mask(tmp_path, ke
     assert all((x[1][own[0].expand(3, -1, -1) == 0] == 0).all() for x in fakes)
 
 
+def with_replay(batch: dict) -> dict:
+    """``batch`` plus one replayed image per side with a mask (as ``--mask_replay`` supplies)."""
+    torch.manual_seed(5)
+    replay = batch_with_masks([True] * len(batch["A"]), [True] * len(batch["B"]))
+    batch.update({f"{side}_replay{suffix}": replay[f"{side}{suffix}"] for side in "AB" for suffix in ("", "_mask")})
+    return batch
+
+
+@pytest.mark.parametrize("key", ["aggan", "attentiongan", "saagan"])
+def test_object_view_judges_replayed_objects_real_and_lets_the_adversarial_loss_shape_the_attention(tmp_path, key):
+    model = build(key, tmp_path, "--attention_prior", "masks", "--mask_replay", "--d_mask", "objects")
+    seen = capture(model.networks["D_A"])
+    batch = with_replay(batch_with_masks([False], [False]))
+    model.on_epoch_start(1)
+    losses = model.train_step(batch)
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    replay_B, replay_mask_B = batch["B_replay"], batch["B_replay_mask"]
+    assert any(torch.equal(x, replay_B * replay_mask_B) for x in seen), "D_A judged the replayed B object real"
+    assert not any(torch.equal(x, batch["B"]) for x in seen), "the batch's whole real B is never judged"
+    fake_view = model.fake_B.detach() * model.att_A.detach()
+    assert any(torch.allclose(x, fake_view, atol=1e-6) for x in seen), "the fake is seen through its soft attention"
+    # the adversarial loss on the view alone (the fake image detached) reaches the attention network
+    model.set_input(batch)
+    model.forward()
+    attention = next(name for name in ("A_A", "G_A") if name in model.networks)
+    model.networks[attention].zero_grad()
+    view_only = model.networks["D_A"](model.fake_B.detach() * model.view_mask("A", model.att_A))
+    model.gan_loss(view_only, True).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.networks[attention].parameters())
+
+
+def test_object_view_needs_the_replay_and_is_refused_for_uait():
+    with pytest.raises(UserError, match="--d_mask objects needs --mask_replay"):
+        parse_train_options(["--model", "attentiongan", *TINY, "--attention_prior", "masks", "--d_mask", "objects"])
+    with pytest.raises(UserError, match="UAIT thresholds"):
+        parse_train_options(["--model", "uait", *TINY, "--attention_prior", "masks", "--mask_replay",
+                             "--d_mask", "objects"])
+
+
 # --------------------------------------------------------------------------- every model, every option
 @pytest.mark.parametrize("key", sorted(MODELS))
 @pytest.mark.parametrize("extra", [[], ["--mask_fraction", "0.5"], ["--max_masks", "1"], ["--d_mask", "given"]])
