@@ -281,7 +281,7 @@ class AttentionCycleModel(BaseModel):
 
     def discriminator_view(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """What the vanilla discriminators see of an image seen through ``mask``: all of it, or with
-        ``--d_mask given`` the image times its mask (zeros outside). UAIT masks in its second stage."""
+        ``--d_mask given`` / ``objects`` the image times its mask (zeros outside). UAIT masks in its second stage."""
         return image * mask if self.given_mask_view else image
 
     def fakes_for_discriminators(self) -> tuple[torch.Tensor, torch.Tensor]:
