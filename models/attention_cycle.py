@@ -127,8 +127,8 @@ def mask_supervision_problems(opt: argparse.Namespace) -> list[str]:
     if opt.max_masks < -1:
         problems.append(f"--max_masks {opt.max_masks}: must be >= 0, or -1 for no limit")
     uses_masks = opt.attention_prior == "masks"
-    if not uses_masks and (opt.mask_fraction < 1 or opt.max_masks >= 0 or opt.d_mask == "given" or opt.mask_replay):
-        given = ("--d_mask given" if opt.d_mask == "given" else "--mask_replay" if opt.mask_replay
+    if not uses_masks and (opt.mask_fraction < 1 or opt.max_masks >= 0 or opt.d_mask != "none" or opt.mask_replay):
+        given = (f"--d_mask {opt.d_mask}" if opt.d_mask != "none" else "--mask_replay" if opt.mask_replay
                  else "--mask_fraction/--max_masks")
         problems.append(f"{given} needs --attention_prior masks (the masks come from the <folder>_mask/ files)")
     if uses_masks and opt.d_mask == "objects" and not opt.mask_replay:

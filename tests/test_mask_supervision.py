@@ -243,8 +243,8 @@ def test_guidegan_refuses_masks(model):
 
 
 def test_mask_options_without_masks_are_refused():
-    for extra in (["--d_mask", "given"], ["--mask_fraction", "0.1"], ["--mask_replay"]):
-        with pytest.raises(UserError, match="needs --attention_prior masks"):
+    for extra in (["--d_mask", "given"], ["--d_mask", "objects"], ["--mask_fraction", "0.1"], ["--mask_replay"]):
+        with pytest.raises(UserError, match=f"{extra[0]}.* needs --attention_prior masks"):
             parse_train_options(["--model", "attentiongan", *TINY, *extra])
     with pytest.raises(UserError, match="--mask_fraction 1.5"):
         parse_train_options(["--model", "uait", *TINY, "--attention_prior", "masks", "--mask_fraction", "1.5"])
