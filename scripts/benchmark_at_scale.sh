@@ -41,8 +41,9 @@ horse2zebra() {
         -- "${TRAIN[@]}" --attention_prior masks
     bench "${budget[@]}" --model attentiongan saagan --prefix h128_masks10 --summary "$OUT/h128_masks10.md" \
         -- "${TRAIN[@]}" --attention_prior masks --mask_fraction 0.1 --mask_replay
-    # The few-masks setting that kept the background best on (b): discriminators shown the masked objects.
-    bench "${budget[@]}" --model aggan --prefix h128_masks10_dg --summary "$OUT/h128_masks10_dg.md" \
+    # The few-masks settings that met the target's values on (b) with 10%: discriminators shown the masked
+    # objects (AGGAN keeps the background best, attentiongan translates best).
+    bench "${budget[@]}" --model aggan attentiongan --prefix h128_masks10_dg --summary "$OUT/h128_masks10_dg.md" \
         -- "${TRAIN[@]}" --attention_prior masks --mask_fraction 0.1 --mask_replay --d_mask given --lambda_mask 10
 }
 
