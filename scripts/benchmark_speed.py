@@ -176,9 +176,14 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ driver
-def run_config(config: dict[str, Any]) -> dict[str, Any]:
+def run_config(config: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    """Measure one configuration in its own process (its own peak memory and compile cache); a
+    configuration that outlasts ``timeout`` seconds is reported as an error, not waited for."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(config)]
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"config": config, "error": f"timed out after {timeout:.0f}s"}
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         return {"config": config, "error": " / ".join(tail)}

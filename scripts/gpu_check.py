@@ -9,9 +9,11 @@
 2. a 2-process ``torchrun`` on nccl when there are two or more GPUs;
 3. a finite-loss and resume check: ``train.py`` runs 2N images straight, and N then N more
    with ``--continue_train``; the losses must be finite and the two runs' weights must agree;
-4. ``--out`` (docs/performance_gpu.md): the table, the checks and the command.
+4. ``--out`` (docs/performance_gpu.md): the table, the checks and the command, rewritten
+   (atomically) after every configuration, so a lease that ends early still leaves what was measured.
 
-Configurations are measured until ``--budget_minutes`` (8) is spent; what did not fit is listed.
+Configurations are measured until ``--budget_minutes`` (8) is spent; what did not fit is listed. A
+configuration that outlasts ``--config_timeout`` seconds (a compile that hangs) is an error row.
 Without CUDA it says so and exits 0.
 """
 
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens here)")
     parser.add_argument("--budget_minutes", type=float, default=8.0, help="stop starting configurations after this")
+    parser.add_argument("--config_timeout", type=float, default=300.0, help="seconds one configuration may take")
     parser.add_argument("--resume_images", type=int, default=4, help="N of the resume check (2N images in all)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "performance_gpu.md")
     return parser
@@ -106,11 +109,15 @@ def torchrun_check(args: argparse.Namespace, work: Path, gpus: int) -> dict[str,
     return {"check": "torchrun, 2 processes on nccl", "ok": ok, "detail": tail[-200:], "seconds": round(time.time() - started, 1)}
 
 
-def report(meta: dict[str, Any], table: str, checks: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
-    """docs/performance_gpu.md: the device, the command, the speed table and the checks."""
+def report(meta: dict[str, Any], table: str, checks: list[dict[str, Any]], skipped: list[dict[str, Any]],
+           pending: int = 0) -> str:
+    """docs/performance_gpu.md: the device, the command, the speed table and the checks; ``pending``
+    configurations still to measure mark the report as partial."""
     lines = ["# On a GPU: every model, every precision", "",
              f"Device: {meta['device']}; torch {meta['torch']}; CUDA {meta['cuda']}; {meta['date']}.", "",
              "Command:", "", f"    {meta['command']}", "", table.rstrip(), ""]
+    if pending or not checks:
+        lines += [f"Partial report: {pending} configurations still to measure; the checks have not run yet.", ""]
     if skipped:
         lines += ["Not measured (the time budget ran out): " + ", ".join(
             f"{c['model']} {c['precision']} {c['options']}" for c in skipped), ""]
@@ -131,21 +138,25 @@ def main(argv: list[str] | None = None) -> int:
     from models import available_models
     from scripts.benchmark_speed import run_config, table
 
+    from util.checkpoint import atomic_write_text
+
     models = args.models or [m for m in available_models() if m != "test"]
+    meta = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
+            "date": time.strftime("%Y-%m-%d"), "command": "python scripts/gpu_check.py " + " ".join(argv or sys.argv[1:])}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    configs = configurations(args, models)
     started, results, skipped = time.time(), [], []
-    for config in configurations(args, models):
+    for done, config in enumerate(configs, 1):
         if time.time() - started > args.budget_minutes * 60:
             skipped.append(config)
             continue
         print(f"measuring {config['model']} {config['precision']} {config['options']}", flush=True)
-        results.append(run_config(config))
+        results.append(run_config(config, timeout=args.config_timeout))
+        atomic_write_text(args.out, report(meta, table(results, loader_only=False), [], skipped, len(configs) - done))
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as work:
         checks = [resume_check(args, Path(work) / "resume"), torchrun_check(args, Path(work) / "ddp", torch.cuda.device_count())]
-    meta = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
-            "date": time.strftime("%Y-%m-%d"), "command": "python scripts/gpu_check.py " + " ".join(argv or sys.argv[1:])}
     text = report(meta, table(results, loader_only=False), checks, skipped)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    atomic_write_text(args.out, text)
     print(text)
     failed = [c for c in checks if c["ok"] is False] or [r for r in results if "error" in r]
     return 1 if failed else 0

@@ -47,3 +47,25 @@ def test_report_has_the_device_command_table_and_checks():
     assert "| cycle_gan | none | 1 | bf16 | 0.100 | 10.00 |" in text and "2.00x" in text
     assert "| finite losses and resume (attentiongan, bf16) | passed |" in text and "| skipped |" in text
     assert "Not measured (the time budget ran out): uait fp16 none" in text
+
+
+def test_a_partial_report_says_what_is_still_to_come():
+    from scripts.benchmark_speed import table
+
+    results = [{"config": {"model": "cycle_gan", "options": "none", "batch_size": 1, "precision": "fp32"},
+                "seconds_per_step": 0.2, "peak_memory_mb": 900.0}]
+    meta = {"device": "NVIDIA H200", "torch": "2.11", "cuda": "13.0", "date": "2026-12-01", "command": "python x"}
+    partial = report(meta, table(results, loader_only=False), [], [], pending=5)
+    assert "Partial report: 5 configurations still to measure; the checks have not run yet." in partial
+    assert "| cycle_gan | none | 1 | fp32 | 0.200 |" in partial
+    checks = [{"check": "torchrun, 2 processes on nccl", "ok": None, "detail": "skipped: 1 GPU"}]
+    assert "Partial report" not in report(meta, table(results, loader_only=False), checks, [])
+
+
+def test_a_configuration_that_outlasts_its_timeout_is_an_error_row():
+    from scripts.benchmark_speed import run_config
+
+    config = {"model": "cycle_gan", "options": "none", "precision": "fp32", "size": 64, "steps": 1, "warmup": 0,
+              "dataroot": None, "num_threads": None, "gpu_ids": "-1", "no_loader": True, "loader_only": False,
+              "network": "", "batch_size": 1}
+    assert run_config(config, timeout=0.01) == {"config": config, "error": "timed out after 0s"}
