@@ -31,7 +31,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from data.image_folder import list_images, load_mask, load_rgb, scan_images
-from data.transforms import apply_geometry, image_to_tensor, mask_to_tensor, sample_geometry
+from data.transforms import apply_geometry, image_to_tensor, jitter_object, mask_to_tensor, sample_geometry
 from util import distributed
 from util.errors import UserError
 
@@ -207,11 +207,13 @@ class UnalignedDataset(_BaseDataset):
 
     def replayed(self, side: str, source: _Sample, epoch: int, index: int, stream: int) -> dict[str, torch.Tensor]:
         """``--mask_replay``: one image of ``side`` that has a mask (drawn by the sample's key), with its
-        own crop and flip: ``<side>_replay`` and ``<side>_replay_mask``."""
+        own crop and flip (and with ``--replay_jitter`` its object recoloured, :func:`jitter_object`):
+        ``<side>_replay`` and ``<side>_replay_mask``."""
         rng = self.rng(epoch, index, stream)
         masked = source.masked_indices()
         fields = source.load(masked[int(rng.integers(len(masked)))], self.opt, rng)
-        return {f"{side}_replay": fields[""], f"{side}_replay_mask": fields["_mask"]}
+        image = jitter_object(fields[""], fields["_mask"], getattr(self.opt, "replay_jitter", 0.0), rng)
+        return {f"{side}_replay": image, f"{side}_replay_mask": fields["_mask"]}
 
 
 @register_dataset("aligned")

@@ -93,3 +93,22 @@ def mask_to_tensor(mask: Image.Image | None, size: tuple[int, int]) -> torch.Ten
     if mask is None:
         return torch.zeros(1, size[1], size[0])
     return torch.from_numpy((np.asarray(mask) > 127).astype(np.float32))[None]
+
+
+def jitter_object(image: torch.Tensor, mask: torch.Tensor, strength: float, rng: np.random.Generator) -> torch.Tensor:
+    """Recolour the object of ``image`` (``C x H x W`` in [-1, 1]) where ``mask`` (``1 x H x W``, 0/1) is 1:
+    brightness, contrast and saturation each scaled by a factor drawn from ``[1 - strength, 1 + strength]``
+    and the hue turned by up to ``strength / 2`` of the colour circle (RGB only); pixels outside the
+    mask keep their values. ``--replay_jitter``: a few masks show objects of a few colours, so that the
+    attention learns an object's shape and shading rather than its colour."""
+    if strength <= 0:
+        return image
+    low, high = max(0.0, 1 - strength), 1 + strength
+    brightness, contrast, saturation = (float(rng.uniform(low, high)) for _ in range(3))
+    hue = float(rng.uniform(-strength / 2, strength / 2))
+    colour = (image + 1) / 2
+    colour = TF.adjust_contrast(TF.adjust_brightness(colour, brightness), contrast) if image.shape[0] == 3 else (
+        (colour * brightness - colour.mean()) * contrast + colour.mean()).clamp(0, 1)
+    if image.shape[0] == 3:
+        colour = TF.adjust_hue(TF.adjust_saturation(colour, saturation), hue)
+    return mask * (colour * 2 - 1) + (1 - mask) * image

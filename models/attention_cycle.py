@@ -107,6 +107,10 @@ def add_mask_supervision_options(
     add_switch(g, "mask_replay", False,
                "every step also trains each side's foreground attention on one image drawn from those with a mask "
                "(with --lambda_mask's BCE; SAAGAN: its attention loss), so that a few masks weigh on every step")
+    g.add_argument("--replay_jitter", type=float, default=0.0,
+                   help="with --mask_replay: recolour each replayed object (brightness, contrast, saturation by "
+                   "factors in [1-S, 1+S], hue by up to S/2 of the circle; its background untouched), so that a few "
+                   "masks teach the attention objects of any colour (0: off)")
     g.add_argument("--d_mask", type=str, default="none", choices=("none", "given", "objects"),
                    help="given: the discriminators see images masked by their given mask, or where an image has "
                    "none, by the model's own attention thresholded at 0.5 (UAIT: at --tau); objects (needs "
@@ -131,6 +135,13 @@ def mask_supervision_problems(opt: argparse.Namespace) -> list[str]:
         given = (f"--d_mask {opt.d_mask}" if opt.d_mask != "none" else "--mask_replay" if opt.mask_replay
                  else "--mask_fraction/--max_masks")
         problems.append(f"{given} needs --attention_prior masks (the masks come from the <folder>_mask/ files)")
+    if not 0 <= opt.replay_jitter <= 1:
+        problems.append(f"--replay_jitter {opt.replay_jitter}: must be in [0, 1] (0: off)")
+    elif opt.replay_jitter and not (uses_masks and opt.mask_replay):
+        problems.append("--replay_jitter needs --attention_prior masks --mask_replay (it recolours the replayed objects)")
+    elif opt.replay_jitter and opt.d_mask == "objects":
+        problems.append("--replay_jitter with --d_mask objects: the discriminators would take the recoloured replayed "
+                        "objects as real ones; use --d_mask given")
     if uses_masks and opt.d_mask == "objects" and not opt.mask_replay:
         problems.append("--d_mask objects needs --mask_replay (the discriminators' real objects are the replayed "
                         "images through their masks)")

@@ -114,6 +114,48 @@ def test_replay_draws_only_images_of_the_subset_with_their_masks_and_the_same_on
     assert "A_replay" not in create_dataset(parse_train_options([a for a in args if a != "--mask_replay"]))[(1, 0)]
 
 
+def test_replay_jitter_recolours_the_replayed_object_only_and_the_same_on_a_rebuild(tmp_path):
+    data = make_unaligned(tmp_path / "data", n_a=6, n_b=6)
+    args = ["--dataroot", str(data), "--model", "aggan", "--attention_prior", "masks", "--max_masks", "2",
+            "--mask_replay", *TINY, "--num_threads", "0", "--load_size", "32", "--crop_size", "32"]
+    plain = create_dataset(parse_train_options(args))
+    jittered = create_dataset(parse_train_options([*args, "--replay_jitter", "0.5"]))
+    changed = 0
+    for i in range(6):
+        a, b = plain[(1, i)], jittered[(1, i)]
+        mask = b["A_replay_mask"].bool().expand_as(b["A_replay"])
+        assert torch.equal(a["A_replay_mask"], b["A_replay_mask"]) and torch.equal(a["A"], b["A"])
+        assert torch.equal(a["A_replay"][~mask], b["A_replay"][~mask])  # the background is untouched
+        changed += int(not torch.allclose(a["A_replay"][mask], b["A_replay"][mask], atol=0.02))
+        assert b["A_replay"].min() >= -1 and b["A_replay"].max() <= 1
+    assert changed >= 5  # the object is recoloured (a draw near the identity may leave one alike)
+    again = create_dataset(parse_train_options([*args, "--replay_jitter", "0.5"]))  # a resumed run: the same colours
+    assert all(torch.equal(again[(2, i)]["B_replay"], jittered[(2, i)]["B_replay"]) for i in range(6))
+
+
+def test_jitter_object_keeps_grey_images_in_range_and_is_off_at_zero():
+    import numpy as np
+
+    from data.transforms import jitter_object
+
+    image, mask = torch.rand(1, 8, 8) * 2 - 1, (torch.rand(1, 8, 8) > 0.5).float()
+    assert jitter_object(image, mask, 0.0, np.random.default_rng(0)) is image
+    grey = jitter_object(image, mask, 1.0, np.random.default_rng(0))
+    assert grey.shape == image.shape and grey.min() >= -1 and grey.max() <= 1
+    assert torch.equal(grey[mask == 0], image[mask == 0]) and not torch.equal(grey, image)
+
+
+def test_replay_jitter_needs_the_replay_and_is_refused_with_the_object_view():
+    with pytest.raises(UserError, match="--replay_jitter needs --attention_prior masks --mask_replay"):
+        parse_train_options(["--model", "aggan", *TINY, "--attention_prior", "masks", "--replay_jitter", "0.5"])
+    with pytest.raises(UserError, match="--replay_jitter 2.0: must be in"):
+        parse_train_options(["--model", "aggan", *TINY, "--attention_prior", "masks", "--mask_replay",
+                             "--replay_jitter", "2"])
+    with pytest.raises(UserError, match="would take the recoloured"):
+        parse_train_options(["--model", "attentiongan", *TINY, "--attention_prior", "masks", "--mask_replay",
+                             "--d_mask", "objects", "--replay_jitter", "0.5"])
+
+
 # --------------------------------------------------------------------------- the loss
 def test_images_without_a_mask_add_no_mask_loss():
     attention = torch.rand(2, 1, 8, 8, requires_grad=True)
