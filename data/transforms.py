@@ -106,9 +106,9 @@ def jitter_object(image: torch.Tensor, mask: torch.Tensor, strength: float, rng:
     low, high = max(0.0, 1 - strength), 1 + strength
     brightness, contrast, saturation = (float(rng.uniform(low, high)) for _ in range(3))
     hue = float(rng.uniform(-strength / 2, strength / 2))
-    colour = (image + 1) / 2
-    colour = TF.adjust_contrast(TF.adjust_brightness(colour, brightness), contrast) if image.shape[0] == 3 else (
-        (colour * brightness - colour.mean()) * contrast + colour.mean()).clamp(0, 1)
+    colour = ((image + 1) / 2 * brightness).clamp(0, 1)
     if image.shape[0] == 3:
-        colour = TF.adjust_hue(TF.adjust_saturation(colour, saturation), hue)
+        colour = TF.adjust_hue(TF.adjust_saturation(TF.adjust_contrast(colour, contrast), saturation), hue)
+    else:  # grey: contrast about the mean, no colour to turn
+        colour = ((colour - colour.mean()) * contrast + colour.mean()).clamp(0, 1)
     return mask * (colour * 2 - 1) + (1 - mask) * image

@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("budget_minutes", "config_timeout", "steps", "resume_images"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} {getattr(args, name)}: must be > 0")
+    return args
+
+
 def configurations(args: argparse.Namespace, models: list[str]) -> list[dict[str, Any]]:
     """What to measure, most important first (the budget may cut the tail)."""
     common = {"size": args.size, "steps": args.steps, "warmup": args.warmup, "dataroot": None, "num_threads": None,
@@ -129,7 +138,7 @@ def report(meta: dict[str, Any], table: str, checks: list[dict[str, Any]], skipp
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     import torch
 
     if not torch.cuda.is_available():

@@ -69,3 +69,12 @@ def test_a_configuration_that_outlasts_its_timeout_is_an_error_row():
               "dataroot": None, "num_threads": None, "gpu_ids": "-1", "no_loader": True, "loader_only": False,
               "network": "", "batch_size": 1}
     assert run_config(config, timeout=0.01) == {"config": config, "error": "timed out after 0s"}
+
+
+def test_a_timeout_or_budget_of_zero_is_refused_with_exit_2(capsys):
+    import pytest
+
+    for option in ("--config_timeout", "--budget_minutes"):
+        with pytest.raises(SystemExit) as stop:
+            main([option, "0"])
+        assert stop.value.code == 2 and f"{option} 0.0: must be > 0" in capsys.readouterr().err
