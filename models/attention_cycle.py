@@ -117,6 +117,10 @@ def add_mask_supervision_options(
                    "--mask_replay): their real images are the replayed ones through their given masks (objects on "
                    "black) and the translations are seen through the generator's own attention, which the "
                    "adversarial loss then shapes")
+    g.add_argument("--d_mask_warmup", type=int, default=0,
+                   help="with --d_mask given: for the first N epochs an image without a mask is shown to the "
+                   "discriminators as zeros (it sends no adversarial signal), so the attention learns from the masks "
+                   "before the discriminators look through it (0: look through it from the start)")
 
 
 def mask_supervision_problems(opt: argparse.Namespace) -> list[str]:
@@ -142,6 +146,11 @@ def mask_supervision_problems(opt: argparse.Namespace) -> list[str]:
     elif opt.replay_jitter and opt.d_mask == "objects":
         problems.append("--replay_jitter with --d_mask objects: the discriminators would take the recoloured replayed "
                         "objects as real ones; use --d_mask given")
+    if opt.d_mask_warmup < 0:
+        problems.append(f"--d_mask_warmup {opt.d_mask_warmup}: must be >= 0 (0: off)")
+    elif opt.d_mask_warmup and opt.d_mask != "given":
+        problems.append(f"--d_mask_warmup {opt.d_mask_warmup} needs --d_mask given (it delays the discriminators' "
+                        "look through the model's own attention)")
     if uses_masks and opt.d_mask == "objects" and not opt.mask_replay:
         problems.append("--d_mask objects needs --mask_replay (the discriminators' real objects are the replayed "
                         "images through their masks)")
@@ -229,6 +238,7 @@ class AttentionCycleModel(BaseModel):
         self.given_masks: dict[str, tuple[Any, Any]] = {}  # per side: (masks, has_mask) of the batch
         self.replay: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # per side: --mask_replay's (image, mask)
         self.mask_gradients: dict[str, float] = {}
+        self.noted_warmup: bool | None = None  # what on_epoch_start last said of --d_mask_warmup
         if not self.is_train:
             return
         self.add_network("D_A", self.build_discriminator(opt.output_nc), train_only=True)
@@ -260,9 +270,17 @@ class AttentionCycleModel(BaseModel):
     #: Where the model's own attention counts as object for ``--d_mask given`` (UAIT: ``--tau``).
     own_mask_threshold = 0.5
 
+    @property
+    def own_view_warming_up(self) -> bool:
+        """``--d_mask_warmup``: in its first epochs an image without a mask is seen as zeros."""
+        return self.is_train and self.epoch <= getattr(self.opt, "d_mask_warmup", 0)
+
     def given_or_own(self, side: str, attention: torch.Tensor) -> torch.Tensor:
-        """Per image of ``side``: its given mask where it has one, else ``attention >= own_mask_threshold``."""
+        """Per image of ``side``: its given mask where it has one, else ``attention >= own_mask_threshold``
+        (zeros during ``--d_mask_warmup``)."""
         own = (attention.detach() >= self.own_mask_threshold).to(attention.dtype)
+        if self.own_view_warming_up:
+            own = torch.zeros_like(own)
         mask, has = self.given_masks.get(side, (None, None))
         if mask is None:
             return own
@@ -302,6 +320,14 @@ class AttentionCycleModel(BaseModel):
     @property
     def discriminators(self) -> list[torch.nn.Module]:
         return [net for name, net in self.networks.items() if name.startswith("D_")]
+
+    def on_epoch_start(self, epoch: int) -> None:
+        super().on_epoch_start(epoch)
+        if self.is_train and getattr(self.opt, "d_mask_warmup", 0) and self.noted_warmup != self.own_view_warming_up:
+            self.noted_warmup = self.own_view_warming_up
+            seen = ("as zeros (--d_mask_warmup): no adversarial signal from them" if self.own_view_warming_up
+                    else "through the model's own attention")
+            self.note(f"from epoch {epoch}, the discriminators see images without a mask {seen}")
 
     def set_input(self, batch: dict[str, Any]) -> None:
         self.real_A, self.real_B = self.domain_pair(batch)

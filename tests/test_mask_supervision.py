@@ -204,6 +204,40 @@ def test_given_masks_show_the_discriminators_zeros_outside_the_mask(tmp_path, ke
     assert all((x[1][own[0].expand(3, -1, -1) == 0] == 0).all() for x in fakes)
 
 
+@pytest.mark.parametrize("key", ["attentiongan", "uait"])
+def test_warmup_shows_images_without_a_mask_as_zeros_then_through_the_own_attention(tmp_path, key, capsys):
+    model = build(key, tmp_path, "--attention_prior", "masks", "--d_mask", "given", "--d_mask_warmup", "1")
+    seen = capture(model.networks["D_A"])
+    batch = batch_with_masks([True, False], [False, True])
+    real_B, given_B = batch["B"], batch["B_mask"]
+    for epoch in (1, 2):
+        seen.clear()
+        model.on_epoch_start(epoch)
+        model.train_step(batch)
+        # real B: the first image has no mask, the second is seen through its given mask
+        reals = [x for x in seen if torch.equal(x[1], real_B[1] * given_B[1])]
+        assert reals
+        threshold = model.opt.tau if key == "uait" else 0.5
+        own_view = real_B[0] * (model.att_B[0].detach() >= threshold).float()
+        if epoch == 1:
+            assert all(torch.equal(x[0], torch.zeros_like(x[0])) for x in reals)
+            # the fake of the A image without a mask is zeros too: no adversarial signal from it
+            assert all(torch.equal(x[1], torch.zeros_like(x[1])) for x in seen if x is not reals[0])
+        else:
+            assert own_view.abs().sum() > 0 and all(torch.equal(x[0], own_view) for x in reals)
+    said = capsys.readouterr().out
+    assert "from epoch 1, the discriminators see images without a mask as zeros" in said
+    assert "from epoch 2, the discriminators see images without a mask through the model's own attention" in said
+
+
+def test_warmup_needs_the_given_view_and_a_count():
+    with pytest.raises(UserError, match="--d_mask_warmup 2 needs --d_mask given"):
+        parse_train_options(["--model", "attentiongan", *TINY, "--attention_prior", "masks", "--d_mask_warmup", "2"])
+    with pytest.raises(UserError, match="--d_mask_warmup -1: must be >= 0"):
+        parse_train_options(["--model", "attentiongan", *TINY, "--attention_prior", "masks", "--d_mask", "given",
+                             "--d_mask_warmup", "-1"])
+
+
 def with_replay(batch: dict) -> dict:
     """``batch`` plus one replayed image per side with a mask (as ``--mask_replay`` supplies)."""
     torch.manual_seed(5)
