@@ -37,6 +37,7 @@ from util.checkpoint import (
     upgrade_checkpoint,
 )
 from util.errors import RunFailed, UserError, run_cli
+from util.precision import add_call_time, describe_hardware
 from util.run_lock import RunLock
 from util.visualizer import TrainingVisualizer
 
@@ -181,14 +182,19 @@ def train_in(opt: argparse.Namespace, ctx: distributed.DistributedContext, devic
         run_started = time.time()
         total_iters = progress["total_iters"]
         seconds_before = progress.get("train_seconds", 0.0)  # training time of earlier calls (wall clock)
+        images_before = progress["total_iters"]
+        machine = describe_hardware(device)
         images_per_step = opt.batch_size * ctx.world_size
 
         last_good = f"{checkpoint_path(run_dir, opt.epoch)} ({progress['total_iters']} images)" if checkpoint else "none yet"
 
         def save(name: str, epoch: int, position: int) -> None:
             nonlocal last_good
+            seconds = time.time() - run_started
             progress_now = {"epoch": epoch, "position": position, "total_iters": total_iters,
-                            "train_seconds": round(seconds_before + time.time() - run_started, 1)}
+                            "train_seconds": round(seconds_before + seconds, 1),
+                            "machines": add_call_time(progress.get("machines", {}), machine, seconds,
+                                                      total_iters - images_before, seconds_before, images_before)}
             save_training_checkpoint(run_dir / name, model, opt, progress_now)
             last_good = f"{run_dir / name} ({total_iters} images)"
 

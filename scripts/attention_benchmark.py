@@ -185,7 +185,8 @@ def benchmark_model(model: str, seed: int, args: argparse.Namespace, extra: list
     metrics = json.loads((result_dir / "metrics.json").read_text())
     metrics["benchmark"] = {"model": model, "seed": seed, "train_seconds_this_call": round(train_seconds, 1),
                             "train_seconds": progress.get("train_seconds"), "images": progress["total_iters"],
-                            "hardware": describe_hardware(training_device(args)), "command": command,
+                            "hardware": describe_hardware(training_device(args)), "machines": progress.get("machines"),
+                            "command": command,
                             "adapted": " ".join(adapted), "result_dir": str(result_dir)}
     return metrics
 
@@ -302,9 +303,20 @@ def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> s
     if timed:
         lines += ["", "Training time (wall clock over all calls, start-up excluded):", ""]
         lines += [f"- {b['model']} (seed {b['seed']}): {format_duration(b['train_seconds'])} for {b['images']} images, "
-                  f"{b['train_seconds'] / max(1, b['images']):.3f} s/img on {b['hardware']}" for b in timed]
+                  + machine_speeds(b) for b in timed]
     lines += ["", "Commands:", ""] + [f"    python {row['benchmark']['command']}" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def machine_speeds(benchmark: dict) -> str:
+    """Seconds per image and the machine; per machine where the run was resumed on more than one."""
+    machines = benchmark.get("machines") or {}
+    if len(machines) <= 1:
+        machine = next(iter(machines), benchmark["hardware"])
+        return f"{benchmark['train_seconds'] / max(1, benchmark['images']):.3f} s/img on {machine}"
+    return "resumed across machines: " + "; ".join(
+        f"{entry['seconds'] / max(1, entry['images']):.3f} s/img for {entry['images']} images on {name}"
+        for name, entry in machines.items())
 
 
 def format_duration(seconds: float) -> str:

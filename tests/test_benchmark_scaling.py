@@ -25,6 +25,8 @@ from scripts.attention_benchmark import (
     train_arguments,
 )
 from tests.conftest import ROOT, make_unaligned, run_script
+from util.checkpoint import load_checkpoint
+from util.precision import UNRECORDED_MACHINE, add_call_time, describe_hardware
 from tests.test_mask_supervision import MODELS, build
 
 
@@ -100,6 +102,42 @@ def test_summary_states_the_discriminator_rule_and_the_training_time():
     summary = summarise(rows, args, [])
     assert "PatchGAN depth 2 at 128 px" in summary
     assert "- uait (seed 0): 1:02:05 for 13340 images, 0.279 s/img on some CPU" in summary
+
+
+def test_a_run_resumed_on_another_machine_reports_each_machines_speed():
+    machines = {"AMD EPYC, 2 cores": {"seconds": 1500.0, "images": 2500},
+                "Intel Xeon, 2 cores": {"seconds": 3900.0, "images": 10840}}
+    rows = [{"benchmark": {"model": "cycle_gan", "seed": 0, "command": "train.py", "train_seconds": 5400.0,
+                           "images": 13340, "hardware": "Intel Xeon, 2 cores", "machines": machines},
+             "directions": {"AtoB": {"attention": None, "background": None}}}]
+    args = argparse.Namespace(dataroot="d", size=128, max_iters=13340, full_network=False, d_field="proportional")
+    summary = summarise(rows, args, [])
+    assert ("- cycle_gan (seed 0): 1:30:00 for 13340 images, resumed across machines: 0.600 s/img for 2500 images "
+            "on AMD EPYC, 2 cores; 0.360 s/img for 10840 images on Intel Xeon, 2 cores") in summary
+
+
+def test_call_times_add_up_per_machine_and_older_calls_count_as_unrecorded():
+    first = add_call_time({}, "cpu A", 100.0, 500)
+    assert first == {"cpu A": {"seconds": 100.0, "images": 500}}
+    again = add_call_time(first, "cpu A", 50.0, 250, train_seconds_before=100.0, images_before=500)
+    assert again == {"cpu A": {"seconds": 150.0, "images": 750}} and first["cpu A"]["images"] == 500  # no mutation
+    older = add_call_time({}, "cpu B", 30.0, 100, train_seconds_before=200.0, images_before=1000)
+    assert older == {UNRECORDED_MACHINE: {"seconds": 200.0, "images": 1000}, "cpu B": {"seconds": 30.0, "images": 100}}
+
+
+def test_training_records_its_machine_and_a_resume_adds_to_it(tmp_path):
+    data = make_unaligned(tmp_path / "data", n_a=2, n_b=2)
+    common = ["--model", "cycle_gan", "--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--name", "r",
+              "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--crop_size", "32",
+              "--load_size", "32", "--n_epochs", "1", "--n_epochs_decay", "0", "--display_id", "0", "--no_progress"]
+    assert run_script("train.py", *common).returncode == 0
+    machine = describe_hardware(torch.device("cpu"))
+    first = load_checkpoint(tmp_path / "ckpt" / "r" / "latest.pt")["progress"]
+    assert list(first["machines"]) == [machine] and first["machines"][machine]["images"] == 2
+    assert run_script("train.py", *common, "--n_epochs", "2", "--continue_train").returncode == 0
+    resumed = load_checkpoint(tmp_path / "ckpt" / "r" / "latest.pt")["progress"]
+    assert list(resumed["machines"]) == [machine] and resumed["machines"][machine]["images"] == 4
+    assert abs(resumed["machines"][machine]["seconds"] - resumed["train_seconds"]) <= 0.2
 
 
 def test_the_at_scale_script_makes_valid_benchmark_and_training_commands():

@@ -65,6 +65,28 @@ def describe_hardware(device: torch.device) -> str:
     return f"{_cpuinfo('model name') or platform.processor() or 'CPU'}{kind}, {usable_cores()} cores, {why}"
 
 
+UNRECORDED_MACHINE = "a machine not recorded (earlier calls)"
+
+
+def add_call_time(by_machine: dict[str, dict[str, float]], machine: str, seconds: float, images: int,
+                  train_seconds_before: float = 0.0, images_before: int = 0) -> dict[str, dict[str, float]]:
+    """Training time and images per machine of a run resumed across calls, with this call's added
+    (checkpoint ``progress["machines"]``), so that a run trained on two CPUs reports each one's
+    seconds per image. Time and images of earlier calls that recorded no machine (checkpoints older
+    than this record) go under :data:`UNRECORDED_MACHINE`."""
+    totals = {name: dict(entry) for name, entry in by_machine.items()}
+    recorded_seconds = sum(entry["seconds"] for entry in totals.values())
+    recorded_images = sum(entry["images"] for entry in totals.values())
+    if train_seconds_before - recorded_seconds > 1.0 or images_before > recorded_images:
+        earlier = totals.setdefault(UNRECORDED_MACHINE, {"seconds": 0.0, "images": 0})
+        earlier["seconds"] = round(earlier["seconds"] + max(0.0, train_seconds_before - recorded_seconds), 1)
+        earlier["images"] += max(0, images_before - recorded_images)
+    entry = totals.setdefault(machine, {"seconds": 0.0, "images": 0})
+    entry["seconds"] = round(entry["seconds"] + seconds, 1)
+    entry["images"] += images
+    return totals
+
+
 def fast_bf16(device: torch.device) -> tuple[bool, str]:
     """Whether ``device`` runs bf16 convolutions fast, and why (for the log)."""
     device = torch.device(device)
