@@ -104,6 +104,14 @@ def test_summary_states_the_discriminator_rule_and_the_training_time():
     assert "- uait (seed 0): 1:02:05 for 13340 images, 0.279 s/img on some CPU" in summary
 
 
+def tiny_cycle_gan_run(tmp_path: Path) -> list:
+    """train.py options of a one-epoch cycle_gan run on 2 + 2 images, checkpoints in tmp_path/ckpt/r."""
+    data = make_unaligned(tmp_path / "data", n_a=2, n_b=2)
+    return ["--model", "cycle_gan", "--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--name", "r",
+            "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--crop_size", "32",
+            "--load_size", "32", "--n_epochs", "1", "--n_epochs_decay", "0", "--display_id", "0", "--no_progress"]
+
+
 def test_a_run_resumed_on_another_machine_reports_each_machines_speed():
     machines = {"AMD EPYC, 2 cores": {"seconds": 1500.0, "images": 2500},
                 "Intel Xeon, 2 cores": {"seconds": 3900.0, "images": 10840}}
@@ -126,10 +134,7 @@ def test_call_times_add_up_per_machine_and_older_calls_count_as_unrecorded():
 
 
 def test_training_records_its_machine_and_a_resume_adds_to_it(tmp_path):
-    data = make_unaligned(tmp_path / "data", n_a=2, n_b=2)
-    common = ["--model", "cycle_gan", "--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--name", "r",
-              "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--crop_size", "32",
-              "--load_size", "32", "--n_epochs", "1", "--n_epochs_decay", "0", "--display_id", "0", "--no_progress"]
+    common = tiny_cycle_gan_run(tmp_path)
     assert run_script("train.py", *common).returncode == 0
     machine = describe_hardware(torch.device("cpu"))
     first = load_checkpoint(tmp_path / "ckpt" / "r" / "latest.pt")["progress"]
@@ -156,10 +161,7 @@ def test_the_at_scale_script_makes_valid_benchmark_and_training_commands():
 
 
 def test_resuming_with_another_discriminator_depth_names_the_option(tmp_path):
-    data = make_unaligned(tmp_path / "data", n_a=2, n_b=2)
-    common = ["--model", "cycle_gan", "--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--name", "r",
-              "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netG", "resnet_6blocks", "--crop_size", "32",
-              "--load_size", "32", "--n_epochs", "1", "--n_epochs_decay", "0", "--display_id", "0", "--no_progress"]
+    common = tiny_cycle_gan_run(tmp_path)
     assert run_script("train.py", *common).returncode == 0
     resumed = run_script("train.py", *common, "--n_epochs", "2", "--continue_train", "--netD", "n_layers",
                          "--n_layers_D", "2")
