@@ -109,8 +109,8 @@ def run_ok(script: str | Path, *args: object, **how: object) -> subprocess.Compl
 
 
 def resume_point(progress: dict) -> dict:
-    """A checkpoint's progress without its wall-clock ``train_seconds`` (which differs between runs)."""
-    return {key: value for key, value in progress.items() if key != "train_seconds"}
+    """A checkpoint's progress without its wall-clock ``train_seconds`` and ``machines`` (which differ between runs)."""
+    return {key: value for key, value in progress.items() if key not in ("train_seconds", "machines")}
 
 
 def write_image(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
