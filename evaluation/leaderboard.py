@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from html import escape as html_escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dominate
 from dominate import tags
@@ -29,6 +29,9 @@ from evaluation.plots import grouped_bars
 from evaluation.report import METRICS_JSON
 from util.checkpoint import atomic_write_text
 from util.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LEADERBOARD_MD = "leaderboard.md"
 LEADERBOARD_HTML = "leaderboard.html"
@@ -263,8 +266,9 @@ def grouped_markdown(runs: list[EvaluatedRun], columns: list[Column]) -> str:
     return "\n".join(lines) + "\n\nMean over the runs of each model (± half the range between them); bold: best mean.\n"
 
 
-def key_image_strip(run: EvaluatedRun, out_dir: Path, count: int, tile: int = 96) -> str | None:
-    """A PNG of ``count`` test images of the run's first direction: input | translation | attention | mask."""
+def key_image_array(run: EvaluatedRun, count: int, tile: int = 96) -> np.ndarray | None:
+    """``count`` test images of the run's first direction, a row each: input | translation | attention | mask
+    (an RGB uint8 array), or None where the run has no translations with masks."""
     import numpy as np
     from PIL import Image
 
@@ -292,9 +296,19 @@ def key_image_strip(run: EvaluatedRun, out_dir: Path, count: int, tile: int = 96
         mask = read_mask(t.mask, (tile, tile))
         tiles.append(np.repeat((mask * 255).astype(np.uint8)[..., None], 3, axis=2))
         rows.append(np.concatenate(tiles, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def key_image_strip(run: EvaluatedRun, out_dir: Path, count: int, tile: int = 96) -> str | None:
+    """Save :func:`key_image_array` under ``out_dir``; returns its path relative to ``out_dir``, or None."""
+    from PIL import Image
+
+    array = key_image_array(run, count, tile)
+    if array is None:
+        return None
     file = f"{FILES_DIR}/keys_{run.run_meta.get('name')}.png"
     (out_dir / FILES_DIR).mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows, axis=0)).save(out_dir / file)
+    Image.fromarray(array).save(out_dir / file)
     return file
 
 

@@ -49,10 +49,21 @@ if str(REPO_ROOT) not in sys.path:
 
 from data.synthetic import BACKGROUNDS, ensure_synthetic_dataset  # noqa: E402
 from evaluation.leaderboard import mean_and_spread  # noqa: E402
+from evaluation.run_records import (  # noqa: E402
+    OPTIONAL_MEASURES,
+    SETTINGS,
+    SUMMARY_MEASURES,
+    group_by_settings,
+    load_records,
+    measure_value,
+    write_key_images,
+    write_record,
+)
 from models import networks  # noqa: E402
-from util.checkpoint import load_checkpoint  # noqa: E402
 from util.distributed import parse_gpu_ids  # noqa: E402
-from util.precision import describe_hardware  # noqa: E402
+from util.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
+from util.errors import run_cli  # noqa: E402
+from util.precision import describe_hardware, resolve  # noqa: E402
 
 # A network size a CPU trains in minutes at 64 px; the same for every model compared.
 CPU_NETWORK = ["--ngf", "16", "--ndf", "16", "--netG", "resnet_6blocks"]
@@ -108,9 +119,21 @@ def budget_options(model: str, args: argparse.Namespace) -> list[str]:
     return []
 
 
+class StepFailed(Exception):
+    """A script the benchmark called stopped with an error (its own message is above)."""
+
+    def __init__(self, command: list[str], status: int) -> None:
+        super().__init__(f"{Path(command[1]).name} stopped with exit status {status} (its message is above); "
+                         "after fixing the cause, run the same benchmark command again: finished runs are kept "
+                         "and an interrupted one resumes")
+        self.status = status
+
+
 def run(command: list[str]) -> None:
     print("+", " ".join(command), flush=True)
-    subprocess.run(command, cwd=REPO_ROOT, check=True)
+    status = subprocess.run(command, cwd=REPO_ROOT).returncode
+    if status:
+        raise StepFailed(command, status)
 
 
 def dataset_name(args: argparse.Namespace) -> str:
@@ -186,6 +209,7 @@ def benchmark_model(model: str, seed: int, args: argparse.Namespace, extra: list
     metrics["benchmark"] = {"model": model, "seed": seed, "train_seconds_this_call": round(train_seconds, 1),
                             "train_seconds": progress.get("train_seconds"), "images": progress["total_iters"],
                             "hardware": describe_hardware(training_device(args)), "machines": progress.get("machines"),
+                            "precision": resolve(args.precision, training_device(args))[0],
                             "command": command,
                             "adapted": " ".join(adapted), "result_dir": str(result_dir)}
     return metrics
@@ -226,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoints_dir", type=Path, default=Path("checkpoints"))
     parser.add_argument("--results_dir", type=Path, default=Path("results"))
     parser.add_argument("--summary", type=Path, default=None, help="write the markdown summary here too")
+    parser.add_argument("--record", type=Path, default=None,
+                        help="also keep each run's record here (<run>.json, key images, masks over training): what "
+                             "--from_records rebuilds the summary from once checkpoints/ and results/ are gone")
+    parser.add_argument("--from_records", type=Path, nargs="+", default=None,
+                        help="train nothing: the summary of these run records (one table per set of settings)")
     parser.add_argument("--leaderboard", type=Path, default=None,
                         help="write scripts/compare.py's leaderboard (per model over seeds, 4 key images each) here")
     return parser
@@ -239,41 +268,84 @@ def parse_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args, extra = parse_arguments(list(sys.argv[1:] if argv is None else argv))
-    if args.dataroot is None:
-        suffix = "" if args.backgrounds == "overlapping" else f"_{args.backgrounds}"
-        args.dataroot = ensure_synthetic_dataset(Path("datasets") / f"synthetic_{args.size}{suffix}", size=args.size,
-                                                 backgrounds=args.backgrounds)
-    rows = [benchmark_model(model, seed, args, extra) for model in args.model for seed in args.seeds]
-    summary = summarise(rows, args, extra)
+    try:
+        return run_cli(lambda: benchmark(args, extra))
+    except StepFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.status
+
+
+def benchmark(args: argparse.Namespace, extra: list[str]) -> None:
+    """Train, test and evaluate every model and seed (or read ``--from_records``), then write the summary."""
+    if args.from_records:
+        summary = summary_of_records(load_records(args.from_records))
+    else:
+        if args.dataroot is None:
+            suffix = "" if args.backgrounds == "overlapping" else f"_{args.backgrounds}"
+            args.dataroot = ensure_synthetic_dataset(Path("datasets") / f"synthetic_{args.size}{suffix}",
+                                                     size=args.size, backgrounds=args.backgrounds)
+        rows = []
+        for model in args.model:
+            for seed in args.seeds:
+                rows.append(benchmark_model(model, seed, args, extra))
+                if args.record:
+                    record_run(rows[-1], args, extra)
+        summary = summarise(rows, args, extra)
+        if args.leaderboard:
+            run([sys.executable, "scripts/compare.py", *[row["benchmark"]["result_dir"] for row in rows], "--out",
+                 str(args.leaderboard), "--group_by_model", "--key_images", "4"])
     print(summary)
     if args.summary:
         args.summary.parent.mkdir(parents=True, exist_ok=True)
-        args.summary.write_text(summary)
-    if args.leaderboard:
-        run([sys.executable, "scripts/compare.py", *[row["benchmark"]["result_dir"] for row in rows], "--out",
-             str(args.leaderboard), "--group_by_model", "--key_images", "4"])
-    return 0
+        atomic_write_text(args.summary, summary)
 
 
-COLUMNS = (
-    ("attention IoU", lambda m: (m.get("attention") or {}).get("iou_mean")),
-    ("attention MAE", lambda m: (m.get("attention") or {}).get("mae_mean")),
-    ("background PSNR (dB)", lambda m: (m.get("background") or {}).get("psnr_mean")),
-    ("background L1", lambda m: (m.get("background") or {}).get("l1_mean")),
-    ("foreground change", lambda m: (m.get("background") or {}).get("foreground_l1_mean")),
-)
-OPTIONAL_COLUMNS = (
-    ("target-domain rate", lambda m: (m.get("classifier") or {}).get("target_fraction")),
-    ("classifier-feature KID x100", lambda m: ((m.get("classifier") or {}).get("feature_kid_x100") or {}).get("mean")),
-    ("paired PSNR (dB)", lambda m: (m.get("paired") or {}).get("psnr_mean")),
-    ("paired SSIM", lambda m: (m.get("paired") or {}).get("ssim_mean")),
-)
+def run_settings(args: argparse.Namespace, extra: list[str]) -> dict:
+    """The settings a run record keeps (:data:`evaluation.run_records.SETTINGS`)."""
+    settings = {key: getattr(args, key) for key in SETTINGS if key != "extra"}
+    return {**settings, "dataroot": str(args.dataroot), "extra": list(extra)}
+
+
+def record_run(row: dict, args: argparse.Namespace, extra: list[str]) -> None:
+    """``--record DIR``: the run's record, key images and, for attention models, its masks over training."""
+    benchmark = row["benchmark"]
+    name = run_name(benchmark["model"], benchmark["seed"], args)
+    directory = Path(args.record).resolve()
+    written = [write_record(directory, name, row, run_settings(args, extra)),
+               write_key_images(directory, name, Path(benchmark["result_dir"]))]
+    has_attention = any(measure_value(m, ("attention", "iou_mean")) is not None for m in row["directions"].values())
+    if has_attention and any((Path(args.checkpoints_dir) / name).glob("epoch_*.pt")):
+        plot = directory / f"{name}_attention.png"
+        over_time = subprocess.run(
+            [sys.executable, "scripts/attention_over_time.py", "--name", name, "--dataroot", str(args.dataroot),
+             "--checkpoints_dir", str(args.checkpoints_dir), "--size", str(args.size), "--phase", args.phase,
+             "--out", str(plot)], cwd=REPO_ROOT, capture_output=True, text=True)
+        if over_time.returncode == 0:
+            written += [plot, directory / f"{name}_attention.md"]
+            atomic_write_text(written[-1], over_time.stdout.replace(f"plot: {plot}", f"plot: {plot.name}"))
+        else:
+            print(f"warning: no masks over training for {name}: {over_time.stderr.strip()}", file=sys.stderr)
+    print("recorded: " + ", ".join(str(path) for path in written if path), flush=True)
+
+
+def summary_of_records(records: list[dict]) -> str:
+    """One summary per set of records made with the same settings (``--from_records``)."""
+    summaries = []
+    for group in group_by_settings(records):
+        settings = group[0]["settings"]
+        namespace = argparse.Namespace(**{k: v for k, v in settings.items() if k != "extra"},
+                                       seeds=sorted({record["benchmark"]["seed"] for record in group}))
+        rows = [{"benchmark": record["benchmark"], "directions": record["directions"], "meta": record.get("meta") or {}}
+                for record in group]
+        summaries.append(summarise(rows, namespace, settings["extra"]))
+    return "\n".join(summaries)
 
 
 def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> str:
     """A markdown table of the offline measures per model and direction (mean ± half-range over seeds)."""
-    present = [c for c in OPTIONAL_COLUMNS if any(c[1](m) is not None for row in rows for m in row["directions"].values())]
-    columns = [*COLUMNS, *present]
+    present = [c for c in OPTIONAL_MEASURES
+               if any(measure_value(m, c[1]) is not None for row in rows for m in row["directions"].values())]
+    columns = [*SUMMARY_MEASURES, *present]
     network = "" if args.full_network else " (ngf/ndf 16, resnet_6blocks; U-Net of the image size for paired models)"
     seeds = getattr(args, "seeds", [0])
     lines = [f"Dataset {args.dataroot} ({args.size} px); {args.max_iters or '-'} training images per model"
@@ -286,8 +358,8 @@ def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> s
             grouped.setdefault((row["benchmark"]["model"], direction), []).append(m)
     for (model, direction), entries in grouped.items():
         cells = []
-        for _, get in columns:
-            mean, spread = mean_and_spread([get(m) for m in entries])
+        for _, path in columns:
+            mean, spread = mean_and_spread([measure_value(m, path) for m in entries])
             cells.append("-" if mean is None else f"{mean:.3f}" + (f" ± {spread:.3f}" if len(entries) > 1 else ""))
         lines.append(f"| {model} | {direction} | " + " | ".join(cells) + " |")
     adapted = {row["benchmark"]["model"]: row["benchmark"].get("adapted") for row in rows if row["benchmark"].get("adapted")}
@@ -299,11 +371,17 @@ def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> s
                       f"70/256 of the image side; not for {', '.join(OWN_DISCRIMINATOR_MODELS)})"]
     else:
         lines += ["", "Discriminators: the 70x70 PatchGAN (--d_field fixed)"]
+    accuracies = sorted({f"{held['accuracy']:.3f}" for row in rows
+                         if (held := ((row.get("meta") or {}).get("classifier") or {}).get("accuracy") or {}).get("accuracy")
+                         is not None})
+    if accuracies:
+        lines += ["", f"Domain classifier (target-domain rate, feature KID): held-out accuracy {', '.join(accuracies)}"
+                      + (" (the runs were measured with different classifiers)" if len(accuracies) > 1 else "")]
     timed = [row["benchmark"] for row in rows if row["benchmark"].get("train_seconds")]
     if timed:
         lines += ["", "Training time (wall clock over all calls, start-up excluded):", ""]
         lines += [f"- {b['model']} (seed {b['seed']}): {format_duration(b['train_seconds'])} for {b['images']} images, "
-                  + machine_speeds(b) for b in timed]
+                  + machine_speeds(b) + (f", {b['precision']}" if b.get("precision") else "") for b in timed]
     lines += ["", "Commands:", ""] + [f"    python {row['benchmark']['command']}" for row in rows]
     return "\n".join(lines) + "\n"
 
