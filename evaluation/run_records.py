@@ -70,7 +70,8 @@ def compact(entry: dict) -> dict:
 def make_record(row: dict, settings: dict) -> dict:
     """The record of one benchmark row (``benchmark_model``'s metrics with its ``benchmark`` entry)."""
     classifier = (row.get("meta") or {}).get("classifier")
-    return {"format": RECORD_FORMAT, "settings": settings, "benchmark": row["benchmark"],
+    benchmark = {key: value for key, value in row["benchmark"].items() if key != "train_seconds_this_call"}
+    return {"format": RECORD_FORMAT, "settings": settings, "benchmark": benchmark,
             "meta": {"classifier": classifier and {"path": classifier.get("path"), "accuracy": classifier.get("accuracy")}},
             "directions": {name: compact(entry) for name, entry in row["directions"].items()}}
 

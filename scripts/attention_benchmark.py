@@ -322,7 +322,8 @@ def record_run(row: dict, args: argparse.Namespace, extra: list[str]) -> None:
              "--out", str(plot)], cwd=REPO_ROOT, capture_output=True, text=True)
         if over_time.returncode == 0:
             written += [plot, directory / f"{name}_attention.md"]
-            atomic_write_text(written[-1], over_time.stdout.replace(f"plot: {plot}", f"plot: {plot.name}"))
+            report = over_time.stdout[max(0, over_time.stdout.find("Attention of")):]  # without the loading lines
+            atomic_write_text(written[-1], report.replace(f"plot: {plot}", f"plot: {plot.name}"))
         else:
             print(f"warning: no masks over training for {name}: {over_time.stderr.strip()}", file=sys.stderr)
     print("recorded: " + ", ".join(str(path) for path in written if path), flush=True)

@@ -88,6 +88,7 @@ def test_a_benchmark_run_leaves_a_record_that_rebuilds_its_summary(tmp_path):
     with Image.open(records / "t_attentiongan_keys.png") as keys:  # 2 test images with masks, 4 tiles each
         assert keys.size == (4 * 96, 2 * 96)
     over_time = (records / "t_attentiongan_attention.md").read_text()
+    assert over_time.startswith("Attention of t_attentiongan") and "plot: t_attentiongan_attention.png" in over_time
     assert "| 1 | A |" in over_time and "| 2 | A |" in over_time and (records / "t_attentiongan_attention.png").is_file()
     rebuilt = run_script("scripts/attention_benchmark.py", "--from_records", records / "t_attentiongan.json",
                          "--summary", tmp_path / "rebuilt.md")
