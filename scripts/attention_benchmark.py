@@ -349,7 +349,7 @@ def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> s
     columns = [*SUMMARY_MEASURES, *present]
     network = "" if args.full_network else " (ngf/ndf 16, resnet_6blocks; U-Net of the image size for paired models)"
     seeds = getattr(args, "seeds", [0])
-    lines = [f"Dataset {args.dataroot} ({args.size} px); {args.max_iters or '-'} training images per model"
+    lines = [f"Dataset {args.dataroot} ({args.size} px); {image_budget(args)} training images per model"
              f"{network}; seeds {', '.join(map(str, seeds))}; extra train.py options: {' '.join(extra) or 'none'}", "",
              "| model | direction | " + " | ".join(name for name, _ in columns) + " |",
              "| --- | --- |" + " --- |" * len(columns)]
@@ -385,6 +385,15 @@ def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> s
                   + machine_speeds(b) + (f", {b['precision']}" if b.get("precision") else "") for b in timed]
     lines += ["", "Commands:", ""] + [f"    python {row['benchmark']['command']}" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def image_budget(args: argparse.Namespace) -> str:
+    """``--max_iters``, or without it the schedule's epochs times the epoch size."""
+    if args.max_iters:
+        return str(args.max_iters)
+    epochs = getattr(args, "n_epochs", 0) + getattr(args, "n_epochs_decay", 0)
+    size = getattr(args, "epoch_size", 0)
+    return f"{epochs * size} ({epochs} epochs of {size})" if epochs and size else "-"
 
 
 def machine_speeds(benchmark: dict) -> str:
