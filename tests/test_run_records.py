@@ -120,3 +120,14 @@ def test_the_at_scale_script_runs_what_is_asked_and_names_what_it_does_not_know(
     assert "--model saagan --prefix h128_masks10 " in chosen[1] and "--mask_fraction 0.1" in chosen[1]
     unknown = at_scale("horse2zebra", "h128_foo")
     assert unknown.returncode == 2 and "no run named h128_foo" in unknown.stderr and unknown.stdout == ""
+
+
+def test_the_committed_records_are_valid_and_make_the_summary():
+    paths = sorted((ROOT / "docs" / "at_scale").glob("*.json"))
+    summary = summary_of_records(load_records(paths))
+    for record in load_records(paths):
+        name = f"{record['settings']['prefix']}_{record['benchmark']['model']}"
+        assert (ROOT / "docs" / "at_scale" / f"{name}_keys.png").is_file()
+        assert f"| {record['benchmark']['model']} | AtoB |" in summary
+    printed = at_scale("summary").stdout
+    assert "--from_records" in printed and all(str(path.relative_to(ROOT)) in printed for path in paths)
