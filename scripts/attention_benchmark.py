@@ -62,7 +62,7 @@ from evaluation.run_records import (  # noqa: E402
 from models import networks  # noqa: E402
 from util.distributed import parse_gpu_ids  # noqa: E402
 from util.checkpoint import atomic_write_text, load_checkpoint  # noqa: E402
-from util.errors import run_cli  # noqa: E402
+from util.errors import UserError, run_cli  # noqa: E402
 from util.precision import describe_hardware, resolve  # noqa: E402
 
 # A network size a CPU trains in minutes at 64 px; the same for every model compared.
@@ -280,6 +280,8 @@ def benchmark(args: argparse.Namespace, extra: list[str]) -> None:
     if args.from_records:
         summary = summary_of_records(load_records(args.from_records))
     else:
+        if args.record and Path(args.record).exists() and not Path(args.record).is_dir():
+            raise UserError(f"--record {args.record} is a file: give a folder for the run records")
         if args.dataroot is None:
             suffix = "" if args.backgrounds == "overlapping" else f"_{args.backgrounds}"
             args.dataroot = ensure_synthetic_dataset(Path("datasets") / f"synthetic_{args.size}{suffix}",

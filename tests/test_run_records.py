@@ -67,6 +67,9 @@ def test_a_file_that_is_not_a_record_is_named(tmp_path):
     result = run_script("scripts/attention_benchmark.py", "--from_records", bad)
     assert result.returncode == 2 and f"{bad} is not a run record" in result.stderr
     assert "Traceback" not in result.stderr
+    refused = run_script("scripts/attention_benchmark.py", "--model", "cycle_gan", "--record", bad)
+    assert refused.returncode == 2 and "--record" in refused.stderr and "is a file" in refused.stderr
+    assert "train.py" not in refused.stdout and "Traceback" not in refused.stderr  # refused before any training
     missing = run_script("scripts/attention_benchmark.py", "--from_records", tmp_path / "absent.json")
     assert missing.returncode == 2 and "absent.json" in missing.stderr and "Traceback" not in missing.stderr
 
