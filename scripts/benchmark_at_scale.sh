@@ -70,6 +70,11 @@ horse2zebra() {
     bench h128_masks10_dgjw attentiongan "${budget[@]}" \
         -- "${TRAIN[@]}" --attention_prior masks --mask_fraction 0.1 --mask_replay --d_mask given --lambda_mask 30 \
         --replay_jitter 0.5 --d_mask_warmup 3
+    # Controls that tell a paper's recipe from the scale (the claims table in docs/benchmark.md): UAIT with
+    # cycle weight 1 instead of the paper's 10 (at 64 px it then translated), and GuideGAN with no map fed
+    # back to its generator (at 64 px its gain over cycle_gan came from its loss weights, not the map).
+    bench h128_cycle1 uait "${budget[@]}" -- "${TRAIN[@]}" --lambda_A 1 --lambda_B 1
+    bench h128_nomap guidegan "${budget[@]}" -- "${TRAIN[@]}" --join none
 }
 
 synthetic() {

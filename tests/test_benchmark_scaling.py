@@ -149,7 +149,7 @@ def test_the_at_scale_script_makes_valid_benchmark_and_training_commands():
     env = {**os.environ, "PYTHON": "echo"}
     printed = subprocess.run(["bash", "scripts/benchmark_at_scale.sh", "all"], cwd=ROOT, env=env, capture_output=True,
                              text=True, check=True).stdout.splitlines()
-    assert len(printed) == 7  # 5 horse2zebra runs, a, b
+    assert len(printed) == 9  # 7 horse2zebra benchmark calls (the headline, 4 mask settings, 2 controls), a, b
     for line in printed:
         args, extra = parse_arguments(shlex.split(line)[1:])
         assert args.size == 128 and args.d_field == "proportional"
