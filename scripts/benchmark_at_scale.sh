@@ -74,6 +74,9 @@ horse2zebra() {
     # cycle weight 1 instead of the paper's 10 (at 64 px it then translated), and GuideGAN with no map fed
     # back to its generator (at 64 px its gain over cycle_gan came from its loss weights, not the map).
     bench h128_cycle1 uait "${budget[@]}" -- "${TRAIN[@]}" --lambda_A 1 --lambda_B 1
+    # With cycle weight 1 UAIT's masks were still rising when stage 2 froze them at epoch 5: the same control
+    # with a longer stage 1 (8 of the 10 epochs) tells the stage's length from the image size.
+    bench h128_cycle1s8 uait "${budget[@]}" -- "${TRAIN[@]}" --lambda_A 1 --lambda_B 1 --switch_epoch 8
     bench h128_nomap guidegan "${budget[@]}" -- "${TRAIN[@]}" --join none
 }
 

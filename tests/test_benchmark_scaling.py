@@ -18,6 +18,7 @@ from models import create_model, networks
 from models.attention import pooled_layers
 from options.train_options import parse_train_options
 from scripts.attention_benchmark import (
+    budget_options,
     discriminator_options,
     parse_arguments,
     proportional_depth,
@@ -149,13 +150,19 @@ def test_the_at_scale_script_makes_valid_benchmark_and_training_commands():
     env = {**os.environ, "PYTHON": "echo"}
     printed = subprocess.run(["bash", "scripts/benchmark_at_scale.sh", "all"], cwd=ROOT, env=env, capture_output=True,
                              text=True, check=True).stdout.splitlines()
-    assert len(printed) == 9  # 7 horse2zebra benchmark calls (the headline, 4 mask settings, 2 controls), a, b
+    assert len(printed) == 10  # 8 horse2zebra benchmark calls (the headline, 4 mask settings, 3 controls), a, b
+    switches = {}
     for line in printed:
         args, extra = parse_arguments(shlex.split(line)[1:])
         assert args.size == 128 and args.d_field == "proportional"
         for model in args.model:
             opt = parse_train_options(train_arguments(model, 0, args, [], extra))
             assert (opt.crop_size, opt.netD, opt.n_layers_D, opt.save_epoch_freq) == (128, "n_layers", 2, 1)
+            if model == "uait" and str(args.dataroot).endswith("horse2zebra"):
+                adapted = budget_options(model, args)  # the budget's rule; saagan's would train a CAM classifier
+                switches[args.prefix] = parse_train_options(train_arguments(model, 0, args, adapted, extra)).switch_epoch
+    # The budget's rule puts UAIT's switch at half the epochs; the stage-length control's own value wins.
+    assert switches == {"h128": 5, "h128_cycle1": 5, "h128_cycle1s8": 8}
     no_target = subprocess.run(["bash", "scripts/benchmark_at_scale.sh"], cwd=ROOT, capture_output=True, text=True)
     assert no_target.returncode == 2 and "usage" in no_target.stderr
 
