@@ -156,11 +156,11 @@ def test_the_at_scale_script_makes_valid_benchmark_and_training_commands():
         args, extra = parse_arguments(shlex.split(line)[1:])
         assert args.size == 128 and args.d_field == "proportional"
         for model in args.model:
-            opt = parse_train_options(train_arguments(model, 0, args, [], extra))
+            adapted = budget_options(model, args) if model == "uait" else []  # saagan's would train a CAM classifier
+            opt = parse_train_options(train_arguments(model, 0, args, adapted, extra))
             assert (opt.crop_size, opt.netD, opt.n_layers_D, opt.save_epoch_freq) == (128, "n_layers", 2, 1)
             if model == "uait" and str(args.dataroot).endswith("horse2zebra"):
-                adapted = budget_options(model, args)  # the budget's rule; saagan's would train a CAM classifier
-                switches[args.prefix] = parse_train_options(train_arguments(model, 0, args, adapted, extra)).switch_epoch
+                switches[args.prefix] = opt.switch_epoch
     # The budget's rule puts UAIT's switch at half the epochs; the stage-length control's own value wins.
     assert switches == {"h128": 5, "h128_cycle1": 5, "h128_cycle1s8": 8}
     no_target = subprocess.run(["bash", "scripts/benchmark_at_scale.sh"], cwd=ROOT, capture_output=True, text=True)
