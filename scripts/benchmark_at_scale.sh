@@ -77,6 +77,9 @@ horse2zebra() {
     # With cycle weight 1 UAIT's masks were still rising when stage 2 froze them at epoch 5: the same control
     # with a longer stage 1 (8 of the 10 epochs) tells the stage's length from the image size.
     bench h128_cycle1s8 uait "${budget[@]}" -- "${TRAIN[@]}" --lambda_A 1 --lambda_B 1 --switch_epoch 8
+    # With cycle weight 1 and either switch, the authors' 1x1 attention head (the default) settled at dim masks; the
+    # paper's 3x3/7x7 head, which with weight 1 translated at 64 px on (a), tells the head from the scale.
+    bench h128_cycle1paper uait "${budget[@]}" -- "${TRAIN[@]}" --lambda_A 1 --lambda_B 1 --attention_head paper
     bench h128_nomap guidegan "${budget[@]}" -- "${TRAIN[@]}" --join none
 }
 

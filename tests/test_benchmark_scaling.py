@@ -150,8 +150,8 @@ def test_the_at_scale_script_makes_valid_benchmark_and_training_commands():
     env = {**os.environ, "PYTHON": "echo"}
     printed = subprocess.run(["bash", "scripts/benchmark_at_scale.sh", "all"], cwd=ROOT, env=env, capture_output=True,
                              text=True, check=True).stdout.splitlines()
-    assert len(printed) == 10  # 8 horse2zebra benchmark calls (the headline, 4 mask settings, 3 controls), a, b
-    switches = {}
+    assert len(printed) == 11  # 9 horse2zebra benchmark calls (the headline, 4 mask settings, 4 controls), a, b
+    switches, heads = {}, {}
     for line in printed:
         args, extra = parse_arguments(shlex.split(line)[1:])
         assert args.size == 128 and args.d_field == "proportional"
@@ -160,9 +160,11 @@ def test_the_at_scale_script_makes_valid_benchmark_and_training_commands():
             opt = parse_train_options(train_arguments(model, 0, args, adapted, extra))
             assert (opt.crop_size, opt.netD, opt.n_layers_D, opt.save_epoch_freq) == (128, "n_layers", 2, 1)
             if model == "uait" and str(args.dataroot).endswith("horse2zebra"):
-                switches[args.prefix] = opt.switch_epoch
+                switches[args.prefix], heads[args.prefix] = opt.switch_epoch, opt.attention_head
     # The budget's rule puts UAIT's switch at half the epochs; the stage-length control's own value wins.
-    assert switches == {"h128": 5, "h128_cycle1": 5, "h128_cycle1s8": 8}
+    assert switches == {"h128": 5, "h128_cycle1": 5, "h128_cycle1s8": 8, "h128_cycle1paper": 5}
+    # Only the head control leaves the authors' attention head, the default.
+    assert heads == {"h128": "authors", "h128_cycle1": "authors", "h128_cycle1s8": "authors", "h128_cycle1paper": "paper"}
     no_target = subprocess.run(["bash", "scripts/benchmark_at_scale.sh"], cwd=ROOT, capture_output=True, text=True)
     assert no_target.returncode == 2 and "usage" in no_target.stderr
 

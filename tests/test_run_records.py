@@ -116,16 +116,17 @@ def at_scale(*args: str) -> subprocess.CompletedProcess:
 
 def test_the_at_scale_script_runs_what_is_asked_and_names_what_it_does_not_know():
     names = at_scale("list").stdout.split()
-    assert len(names) == 27 and "h128_uait" in names and "h128_masks10_dgjw_attentiongan" in names
+    assert len(names) == 28 and "h128_uait" in names and "h128_masks10_dgjw_attentiongan" in names
     chosen = at_scale("horse2zebra", "h128_uait", "h128_masks10_saagan", "h128_cycle1_uait",
-                      "h128_nomap_guidegan", "h128_cycle1s8_uait").stdout.splitlines()
-    assert len(chosen) == 5
+                      "h128_nomap_guidegan", "h128_cycle1s8_uait", "h128_cycle1paper_uait").stdout.splitlines()
+    assert len(chosen) == 6
     assert "--model uait --prefix h128 " in chosen[0] and "--record docs/at_scale" in chosen[0]
     assert "--model saagan --prefix h128_masks10 " in chosen[1] and "--mask_fraction 0.1" in chosen[1]
     # The recipe-or-scale controls change only what they name.
     assert "--model uait --prefix h128_cycle1 " in chosen[2] and chosen[2].endswith("--lambda_A 1 --lambda_B 1")
     assert "--prefix h128_cycle1s8 " in chosen[3] and chosen[3].endswith("--lambda_B 1 --switch_epoch 8")
-    assert "--model guidegan --prefix h128_nomap " in chosen[4] and chosen[4].endswith("--join none")
+    assert "--prefix h128_cycle1paper " in chosen[4] and chosen[4].endswith("--lambda_B 1 --attention_head paper")
+    assert "--model guidegan --prefix h128_nomap " in chosen[5] and chosen[5].endswith("--join none")
     budget = {line.split("--record docs/at_scale")[1].split(" -- ")[0] for line in (chosen[0], *chosen[2:])}
     assert len(budget) == 1 and "--epoch_size 1334" in budget.pop()
     unknown = at_scale("horse2zebra", "h128_foo")
