@@ -191,13 +191,31 @@ def test_cyclegan_repository_unet_weights_keep_their_keys(tmp_path):
 def test_attention_over_time_reports_each_epoch(tmp_path):
     from tests.conftest import make_unaligned
 
-    data = make_unaligned(tmp_path / "data", n_a=3, n_b=3, size=(40, 36))
+    data = make_unaligned(tmp_path / "data", n_a=4, n_b=3, size=(40, 36))
     train = run_script("train.py", "--dataroot", data, "--checkpoints_dir", tmp_path / "ckpt", "--name", "over", "--model",
                        "attentiongan", "--n_attention", "3", *TINY, "--load_size", "36", "--n_epochs", "2",
-                       "--n_epochs_decay", "0", "--save_epoch_freq", "1", "--no_progress")
+                       "--n_epochs_decay", "0", "--save_epoch_freq", "1", "--no_progress",
+                       "--attention_prior", "masks", "--mask_fraction", "0.5")
     assert train.returncode == 0, train.stderr[-2000:]
-    result = run_script("scripts/attention_over_time.py", "--name", "over", "--dataroot", data, "--checkpoints_dir",
-                        tmp_path / "ckpt", "--size", "32", "--out", tmp_path / "over.png")
+    over_time = ["scripts/attention_over_time.py", "--name", "over", "--dataroot", data, "--checkpoints_dir",
+                 tmp_path / "ckpt", "--size", "32"]
+    result = run_script(*over_time, "--out", tmp_path / "over.png")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
     assert len(rows) == 4 and (tmp_path / "over.png").exists()  # epochs 1, 2 x sides A, B
+
+    # The masks the run trained on (half of each side, drawn from its seed) apart from the others.
+    split = run_script(*over_time, "--phase", "train", "--split_training_masks")
+    assert split.returncode == 0, split.stderr[-2000:]
+    assert ("Images: A, mask not used: 2; A, mask trained on: 2; B, mask not used: 1; B, mask trained on: 2"
+            in split.stdout), split.stdout
+    rows = [line for line in split.stdout.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert len(rows) == 8 and sum("| mask trained on |" in line for line in rows) == 4  # epochs x sides x sets
+    wrong_phase = run_script(*over_time, "--split_training_masks")
+    assert wrong_phase.returncode == 2 and "--phase train" in wrong_phase.stderr
+    checkpoint = torch.load(tmp_path / "ckpt" / "over" / "epoch_1.pt", weights_only=False)
+    checkpoint["options"]["attention_prior"] = "none"  # as a run without masks saves it
+    (tmp_path / "ckpt" / "unguided").mkdir()
+    torch.save(checkpoint, tmp_path / "ckpt" / "unguided" / "epoch_1.pt")
+    unguided = run_script(*over_time[:2], "unguided", *over_time[3:], "--phase", "train", "--split_training_masks")
+    assert unguided.returncode == 2 and "was not trained with --attention_prior masks" in unguided.stderr
