@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from data.datasets import UnalignedDataset  # noqa: E402
+from data.datasets import UnalignedDataset, mask_folder  # noqa: E402
 from data.image_folder import find_mask, list_images, load_rgb, mask_from_image  # noqa: E402
 from translate import load_translator  # noqa: E402
 from util.checkpoint import load_checkpoint  # noqa: E402
@@ -66,7 +66,9 @@ def training_mask_sets(run_dir: Path, epoch: int, dataroot: Path) -> dict[str, d
     for dataset_side, sample in dataset.sides.items():
         folder_side = {"A": "B", "B": "A"}[dataset_side] if swapped else dataset_side
         used = set(sample.masks)
-        sets[folder_side] = {MASK_TRAINED: used, MASK_UNUSED: set(sample.paths) - used}
+        mask_dir = mask_folder(sample.folder)  # images with no mask file at all are in neither set
+        unused = {path for path in sample.paths if path not in used and find_mask(mask_dir, path, sample.folder)}
+        sets[folder_side] = {MASK_TRAINED: used, MASK_UNUSED: unused}
     if not any(s[MASK_UNUSED] for s in sets.values()):
         raise UserError(f"{run_dir.name} trained on every mask it had: nothing is held out to compare with")
     return sets
