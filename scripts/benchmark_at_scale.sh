@@ -8,6 +8,7 @@
 #   bash scripts/benchmark_at_scale.sh horse2zebra h128_aggan h128_uait   # only these runs
 #   bash scripts/benchmark_at_scale.sh list          # every run's name
 #   bash scripts/benchmark_at_scale.sh summary       # the tables, from the run records
+#   SEEDS="1" bash scripts/benchmark_at_scale.sh a s128_overlapping_attentiongan   # another seed (records <run>_s1)
 #
 # The scaling rules are scripts/attention_benchmark.py's, the same for every model: its
 # discriminators see the papers' 70/256 of the image side (PatchGAN depth 2 at 128 px),
@@ -31,6 +32,7 @@ RECORDS=${RECORDS:-docs/at_scale}
 MODELS=(cycle_gan attentiongan aggan uait saagan guidegan)
 TRAIN=(--save_latest_freq 500 --save_epoch_freq 1)
 NETWORK=()
+read -r -a SEEDS <<< "${SEEDS:-0}"   # the seeds of every run (seed 0's records carry no suffix, others _s<seed>)
 if [[ "${FULL:-0}" == 1 ]]; then NETWORK=(--full_network); fi
 
 ONLY=()      # the runs asked for on the command line (none: every run of the setting)
@@ -48,7 +50,7 @@ bench() {
     shift 2
     if [[ $DRY == 1 || ${#models[@]} == 0 ]]; then return 0; fi
     "$PYTHON" scripts/attention_benchmark.py --size 128 --classifier auto "${NETWORK[@]}" --model "${models[@]}" \
-        --prefix "$prefix" --summary "$OUT/$prefix.md" --leaderboard "$OUT/${prefix}_leaderboard" \
+        --seeds "${SEEDS[@]}" --prefix "$prefix" --summary "$OUT/$prefix.md" --leaderboard "$OUT/${prefix}_leaderboard" \
         --record "$RECORDS" "$@"
 }
 

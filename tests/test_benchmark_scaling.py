@@ -165,6 +165,11 @@ def test_the_at_scale_script_makes_valid_benchmark_and_training_commands():
     assert switches == {"h128": 5, "h128_cycle1": 5, "h128_cycle1s8": 8, "h128_cycle1paper": 5}
     # Only the head control leaves the authors' attention head, the default.
     assert heads == {"h128": "authors", "h128_cycle1": "authors", "h128_cycle1s8": "authors", "h128_cycle1paper": "paper"}
+    seeded = subprocess.run(["bash", "scripts/benchmark_at_scale.sh", "a", "s128_overlapping_aggan"], cwd=ROOT,
+                            env={**env, "SEEDS": "1 2"}, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(seeded) == 1
+    args, _ = parse_arguments(shlex.split(seeded[0])[1:])
+    assert args.seeds == [1, 2] and args.model == ["aggan"] and args.backgrounds == "overlapping"
     no_target = subprocess.run(["bash", "scripts/benchmark_at_scale.sh"], cwd=ROOT, capture_output=True, text=True)
     assert no_target.returncode == 2 and "usage" in no_target.stderr
 
