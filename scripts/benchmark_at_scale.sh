@@ -50,8 +50,8 @@ bench() {
     shift 2
     if [[ $DRY == 1 || ${#models[@]} == 0 ]]; then return 0; fi
     "$PYTHON" scripts/attention_benchmark.py --size 128 --classifier auto "${NETWORK[@]}" --model "${models[@]}" \
-        --seeds "${SEEDS[@]}" --prefix "$prefix" --summary "$OUT/$prefix.md" --leaderboard "$OUT/${prefix}_leaderboard" \
-        --record "$RECORDS" "$@"
+        --prefix "$prefix" --summary "$OUT/$prefix.md" --leaderboard "$OUT/${prefix}_leaderboard" \
+        --record "$RECORDS" --seeds "${SEEDS[@]}" "$@"
 }
 
 horse2zebra() {
