@@ -33,6 +33,9 @@ MODELS=(cycle_gan attentiongan aggan uait saagan guidegan)
 TRAIN=(--save_latest_freq 500 --save_epoch_freq 1)
 NETWORK=()
 read -r -a SEEDS <<< "${SEEDS:-0}"   # the seeds of every run (seed 0's records carry no suffix, others _s<seed>)
+for seed in "${SEEDS[@]:-none}"; do
+    if [[ ! $seed =~ ^[0-9]+$ ]]; then echo "SEEDS=\"${SEEDS[*]}\": give whole numbers, e.g. SEEDS=\"0 1\"" >&2; exit 2; fi
+done
 if [[ "${FULL:-0}" == 1 ]]; then NETWORK=(--full_network); fi
 
 ONLY=()      # the runs asked for on the command line (none: every run of the setting)

@@ -170,6 +170,9 @@ def test_the_at_scale_script_makes_valid_benchmark_and_training_commands():
     assert len(seeded) == 1
     args, _ = parse_arguments(shlex.split(seeded[0])[1:])
     assert args.seeds == [1, 2] and args.model == ["aggan"] and args.backgrounds == "overlapping"
+    bad_seed = subprocess.run(["bash", "scripts/benchmark_at_scale.sh", "a"], cwd=ROOT, env={**env, "SEEDS": "1 x"},
+                              capture_output=True, text=True)
+    assert bad_seed.returncode == 2 and "SEEDS" in bad_seed.stderr and bad_seed.stdout == ""
     no_target = subprocess.run(["bash", "scripts/benchmark_at_scale.sh"], cwd=ROOT, capture_output=True, text=True)
     assert no_target.returncode == 2 and "usage" in no_target.stderr
 
