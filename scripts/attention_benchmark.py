@@ -380,6 +380,10 @@ def summarise(rows: list[dict], args: argparse.Namespace, extra: list[str]) -> s
     if accuracies:
         lines += ["", f"Domain classifier (target-domain rate, feature KID): held-out accuracy {', '.join(accuracies)}"
                       + (" (the runs were measured with different classifiers)" if len(accuracies) > 1 else "")]
+    precisions = sorted({row["benchmark"]["precision"] for row in rows if row["benchmark"].get("precision")})
+    if len(precisions) > 1:
+        lines += ["", f"Precision: the runs trained in {', '.join(precisions)} (`--precision auto` resolves by "
+                      "machine; a spread over seeds then mixes seed and precision)"]
     timed = [row["benchmark"] for row in rows if row["benchmark"].get("train_seconds")]
     if timed:
         lines += ["", "Training time (wall clock over all calls, start-up excluded):", ""]

@@ -22,9 +22,9 @@ SETTINGS = {"dataroot": "d", "size": 128, "max_iters": 0, "epoch_size": 1334, "n
             "full_network": False, "d_field": "proportional", "precision": "auto", "prefix": "h128", "extra": []}
 
 
-def row(model: str, seed: int = 0, entry: dict | None = None, accuracy: float = 0.86) -> dict:
+def row(model: str, seed: int = 0, entry: dict | None = None, accuracy: float = 0.86, precision: str = "bf16") -> dict:
     return {"benchmark": {"model": model, "seed": seed, "command": f"train.py --model {model}", "train_seconds": 100.0,
-                          "images": 400, "hardware": "some CPU", "precision": "bf16"},
+                          "images": 400, "hardware": "some CPU", "precision": precision},
             "meta": {"classifier": {"path": "c.pt", "architecture": "small", "accuracy": {"accuracy": accuracy}}},
             "directions": {"AtoB": entry or ENTRY}}
 
@@ -53,12 +53,22 @@ def test_records_of_runs_made_apart_give_one_table_per_setting():
     assert "extra train.py options: --attention_prior masks" in second
     assert "- attentiongan (seed 0): 0:01:40 for 400 images, 0.250 s/img on some CPU, bf16" in first
     assert "held-out accuracy 0.860\n" in first
+    assert "Precision:" not in summary
 
 
 def test_a_summary_says_when_its_runs_were_measured_by_different_classifiers():
     records = [make_record(row("attentiongan"), SETTINGS), make_record(row("aggan", accuracy=0.84), SETTINGS)]
     assert "held-out accuracy 0.840, 0.860 (the runs were measured with different classifiers)" in summary_of_records(
         records)
+
+
+def test_a_summary_says_when_its_seeds_trained_at_different_precisions():
+    # --precision auto is one setting, so the seeds group together; the machine decided bf16 or fp32.
+    records = [make_record(row("attentiongan"), SETTINGS), make_record(row("attentiongan", seed=1, precision="fp32"),
+                                                                       SETTINGS)]
+    summary = summary_of_records(records)
+    assert "seeds 0, 1" in summary and "Precision: the runs trained in bf16, fp32" in summary
+    assert "- attentiongan (seed 1): 0:01:40 for 400 images, 0.250 s/img on some CPU, fp32" in summary
 
 
 def test_a_file_that_is_not_a_record_is_named(tmp_path):
